@@ -1,0 +1,141 @@
+/**
+ * The one boundary between calcmesh and its message-oriented middleware. The gateway and the
+ * service consumers depend on `DurableQueue` only, never on ioredis or better-sqlite3 handles.
+ * Every backend passes the same contract suite (test/contract/queue.contract.ts).
+ */
+import type { ErrorCode } from '../shared/errors.js';
+import type { ServiceOp } from '../shared/operations.js';
+
+export type TicketStatus = 'queued' | 'done' | 'failed';
+
+export interface TicketError {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** What a client can read back about one request, direct or queued. */
+export interface Ticket {
+  readonly id: string;
+  readonly client: string;
+  readonly status: TicketStatus;
+  readonly operation: ServiceOp;
+  /** Operands of an arithmetic request. */
+  readonly num1?: number;
+  readonly num2?: number;
+  /** The expression of an evaluate request. */
+  readonly expression?: string;
+  readonly result?: number;
+  readonly error?: TicketError;
+  /** ms since the epoch. */
+  readonly createdAt: number;
+  readonly completedAt?: number;
+}
+
+/** A request the gateway could not deliver, stored until its service takes it. */
+export interface NewTask {
+  /** The ticket id, chosen by the gateway (a UUID). */
+  readonly id: string;
+  readonly client: string;
+  readonly requestId: string;
+  readonly operation: ServiceOp;
+  readonly num1?: number;
+  readonly num2?: number;
+  readonly expression?: string;
+}
+
+/** A task handed to one consumer under a lease. */
+export interface ClaimedTask extends NewTask {
+  readonly enqueuedAt: number;
+  /** 1 on the first delivery; grows each time the task is claimed again after a lost lease. */
+  readonly deliveries: number;
+  /** Backend handle of this delivery (a stream entry id, a row id). Opaque to callers. */
+  readonly receipt: string;
+}
+
+export type Outcome =
+  | { readonly ok: true; readonly result: number }
+  | { readonly ok: false; readonly error: TicketError };
+
+export interface Completion {
+  readonly task: ClaimedTask;
+  readonly outcome: Outcome;
+}
+
+export interface OperationStats {
+  /** Tasks stored and not yet completed, claimed or not. */
+  readonly depth: number;
+  /** Of those, the ones currently claimed by a consumer. */
+  readonly inFlight: number;
+  /** Age of the oldest stored task in ms; 0 when empty. */
+  readonly oldestAgeMs: number;
+  readonly deadLetters: number;
+}
+
+export interface ClaimOptions {
+  /** How long a claim holds before another consumer may take the task again. */
+  readonly leaseMs: number;
+  /** Wait up to this long for a task when none is ready (0: do not wait). */
+  readonly blockMs: number;
+}
+
+export interface DurableQueue {
+  readonly backend: 'redis' | 'sqlite';
+
+  /**
+   * Stores the task and its `queued` ticket in one atomic, durable step. Resolves only once the
+   * backend has accepted the write; rejects with a CalcError UNAVAILABLE when it cannot.
+   */
+  enqueue(task: NewTask): Promise<Ticket>;
+
+  /** Stores a ticket answered directly (done or failed), so that an idempotent retry finds it. Never pending. */
+  saveTicket(ticket: Ticket): Promise<void>;
+
+  /** This client's ticket, or undefined when unknown, expired or another client's. */
+  getTicket(client: string, id: string): Promise<Ticket | undefined>;
+
+  /**
+   * Queued tickets of this client that have completed (done or failed) and were never taken
+   * before, oldest first, at most `limit`. Taking marks them delivered in the same atomic step:
+   * two concurrent calls never receive the same ticket, and none is skipped.
+   */
+  takeCompleted(client: string, limit: number): Promise<Ticket[]>;
+
+  /**
+   * Binds an Idempotency-Key of this client to a ticket id if it is free. Resolves to undefined
+   * when `id` now holds the key, or to the id that already held it.
+   */
+  reserveKey(client: string, key: string, id: string): Promise<string | undefined>;
+
+  /**
+   * Up to `max` tasks of this operation only, for this consumer, under a lease. Tasks whose lease
+   * expired (their consumer died) are claimed again; a task claimed more than `maxDeliveries`
+   * times goes to the dead letters instead and its ticket becomes failed with the reason.
+   */
+  claim(operation: ServiceOp, consumer: string, max: number, options: ClaimOptions): Promise<ClaimedTask[]>;
+
+  /**
+   * For each task: writes its outcome into its ticket, makes the ticket pending for its client,
+   * and removes the task, in one atomic step per call. A task completed before (a duplicate
+   * delivery after a lost lease) keeps its first outcome: never two different results.
+   */
+  complete(operation: ServiceOp, completions: readonly Completion[]): Promise<void>;
+
+  /** Gives a claimed task back, to be claimed again no sooner than `delayMs` from now; not a lost delivery. */
+  retryLater(operation: ServiceOp, task: ClaimedTask, delayMs: number): Promise<void>;
+
+  stats(operations: readonly ServiceOp[]): Promise<Record<string, OperationStats>>;
+
+  /** Resolves when the backend answers; rejects with UNAVAILABLE otherwise. */
+  ping(): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+export interface QueueOptions {
+  /** How long results and idempotency keys are kept. */
+  readonly resultTtlS: number;
+  /** Deliveries after which a task is dead-lettered. */
+  readonly maxDeliveries: number;
+  /** Injected clock (ms since epoch) for leases and ages; Date.now by default. */
+  readonly now?: () => number;
+}

@@ -1,0 +1,24 @@
+import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Logger } from '../../shared/logger.js';
+import { ARITHMETIC_OPS, RPC_NAMES, type ArithmeticOp } from '../../shared/operations.js';
+import { CALCULATOR_SERVICE, loadProto, type OperationRequest, type OperationResponse } from '../../shared/proto.js';
+import { createServiceHost, notHere, unary, type ServiceHost } from '../grpc-host.js';
+import { compute } from './compute.js';
+
+/** An unstarted gRPC server for one arithmetic operation; its other rpcs answer UNIMPLEMENTED. */
+export function buildArithmeticServer(op: ArithmeticOp, deps: { logger: Logger }): ServiceHost {
+  const implementation: UntypedServiceImplementation = {};
+  for (const other of ARITHMETIC_OPS) {
+    const rpc = RPC_NAMES[other];
+    implementation[rpc] =
+      other === op
+        ? unary<OperationRequest, OperationResponse>(rpc, (req) => ({ result: compute(op, req.num1, req.num2) }), deps.logger)
+        : notHere(rpc, op);
+  }
+  return createServiceHost({
+    serviceName: CALCULATOR_SERVICE,
+    definition: loadProto().Calculator.service as ServiceDefinition,
+    implementation,
+    logger: deps.logger,
+  });
+}

@@ -1,0 +1,139 @@
+/**
+ * What every calcmesh service process shares: a grpc-js server that also serves the standard
+ * health and reflection services, the mapping of CalcError to gRPC status, request-id
+ * propagation into logs, and a graceful stop (NOT_SERVING first, then finish in-flight calls).
+ */
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  status as GrpcStatus,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { CalcError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { loadProto } from '../shared/proto.js';
+
+export const REQUEST_ID_KEY = 'x-request-id';
+
+/** What a handler sees of one call: its request id and its absolute deadline (ms since epoch). */
+export interface CallContext {
+  readonly requestId: string;
+  readonly deadline: number;
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, context: CallContext) => Res | Promise<Res>;
+
+export interface ServiceHost {
+  readonly server: Server;
+  readonly health: HealthImplementation;
+  /** Binds and starts; resolves to the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  /** NOT_SERVING, wait `graceMs` so that callers move away, finish in-flight calls, close. */
+  shutdown(options?: { graceMs?: number; forceAfterMs?: number }): Promise<void>;
+}
+
+export interface ServiceHostOptions {
+  /** Fully-qualified name, e.g. `calculator.Calculator`. */
+  serviceName: string;
+  definition: ServiceDefinition;
+  implementation: UntypedServiceImplementation;
+  logger: Logger;
+}
+
+export function createServiceHost(options: ServiceHostOptions): ServiceHost {
+  const server = new Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+  const health = new HealthImplementation({ '': 'SERVING', [options.serviceName]: 'SERVING' });
+  health.addToServer(server);
+  new ReflectionService(loadProto().definition, { services: [options.serviceName] }).addToServer(server);
+  server.addService(options.definition, options.implementation);
+
+  return {
+    server,
+    health,
+    listen: (host, port) =>
+      new Promise((resolve, reject) => {
+        const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+        server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) =>
+          error ? reject(error) : resolve(bound),
+        );
+      }),
+    shutdown: async ({ graceMs = 0, forceAfterMs = 10_000 } = {}) => {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(options.serviceName, 'NOT_SERVING');
+      if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs));
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          options.logger.warn({ forceAfterMs }, 'in-flight calls did not finish in time; forcing shutdown');
+          server.forceShutdown();
+          resolve();
+        }, forceAfterMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+/**
+ * Adapts a promise handler to grpc-js: request id and deadline in, CalcError out as its gRPC
+ * status. An unexpected exception is INTERNAL with a generic message (the stack goes to the log).
+ */
+export function unary<Req, Res>(name: string, handler: UnaryHandler<Req, Res>, logger: Logger) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    const requestId = firstString(call.metadata, REQUEST_ID_KEY) ?? '';
+    const deadlineValue = call.getDeadline();
+    const deadline = deadlineValue instanceof Date ? deadlineValue.getTime() : Number(deadlineValue);
+    const context: CallContext = { requestId, deadline: Number.isFinite(deadline) ? deadline : Infinity };
+    const started = performance.now();
+    const done = (error: unknown, response?: Res) => {
+      const ms = Math.round((performance.now() - started) * 1000) / 1000;
+      if (error === undefined) {
+        logger.info({ reqId: requestId, rpc: name, ms }, 'rpc ok');
+        callback(null, response);
+        return;
+      }
+      if (error instanceof CalcError) {
+        logger.info({ reqId: requestId, rpc: name, ms, code: error.code }, error.message);
+        callback({ code: error.grpcStatus, details: error.message, metadata: codeMetadata(error) });
+        return;
+      }
+      logger.error({ reqId: requestId, rpc: name, err: error }, 'unexpected error in handler');
+      callback({ code: GrpcStatus.INTERNAL, details: 'internal error' });
+    };
+    try {
+      const value = handler(call.request, context);
+      if (value instanceof Promise) value.then((r) => done(undefined, r), done);
+      else done(undefined, value);
+    } catch (error) {
+      done(error);
+    }
+  };
+}
+
+/** Answers UNIMPLEMENTED for the rpcs of a shared service that this process does not own. */
+export function notHere(name: string, owner: string) {
+  return (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void =>
+    callback({ code: GrpcStatus.UNIMPLEMENTED, details: `${name} is not served here; this is the ${owner} service` });
+}
+
+/** The calcmesh error code travels in trailing metadata so that peers need not parse messages. */
+export const ERROR_CODE_KEY = 'calc-error-code';
+
+function codeMetadata(error: CalcError): Metadata {
+  const metadata = new Metadata();
+  metadata.set(ERROR_CODE_KEY, error.code);
+  return metadata;
+}
+
+export function firstString(metadata: Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}

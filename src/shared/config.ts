@@ -1,0 +1,93 @@
+/**
+ * Configuration, read once at the edge. `loadConfig(env)` is the only place in calcmesh that
+ * knows the names of environment variables; everything else takes the frozen object it returns.
+ */
+import { invalidArgument } from './errors.js';
+import { DEFAULT_PORTS, SERVICE_OPS, type ServiceOp } from './operations.js';
+
+export interface Config {
+  readonly gateway: { readonly host: string; readonly port: number };
+  /** `host:port` replicas of each service, as the gateway and the evaluator see them. */
+  readonly targets: Readonly<Record<ServiceOp, readonly string[]>>;
+  /** Where one service listens; `port` undefined means the operation's default port. */
+  readonly service: { readonly host: string; readonly port: number | undefined };
+  readonly redisUrl: string | undefined;
+  readonly dataDir: string;
+  readonly deadlineMs: number;
+  /** API key -> client name; empty when authentication is off. */
+  readonly apiKeys: ReadonlyMap<string, string>;
+  readonly resultTtlS: number;
+  readonly leaseMs: number;
+  readonly maxDeliveries: number;
+  readonly drainConcurrency: number;
+  readonly rateLimit: number | undefined;
+  readonly logLevel: string;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(env: Env): Config {
+  const targets = {} as Record<ServiceOp, readonly string[]>;
+  for (const op of SERVICE_OPS) {
+    const name = `CALC_${op.toUpperCase()}_TARGETS`;
+    targets[op] = Object.freeze(parseTargets(env[name] ?? `127.0.0.1:${DEFAULT_PORTS[op]}`, name));
+  }
+  return deepFreeze({
+    gateway: {
+      host: env.CALC_GATEWAY_HOST || '127.0.0.1',
+      port: int(env, 'CALC_GATEWAY_PORT', 8000, 0, 65535),
+    },
+    targets,
+    service: {
+      host: env.CALC_SERVICE_HOST || '0.0.0.0',
+      port: env.CALC_SERVICE_PORT ? int(env, 'CALC_SERVICE_PORT', 0, 0, 65535) : undefined,
+    },
+    redisUrl: env.CALC_REDIS_URL || undefined,
+    dataDir: env.CALC_DATA_DIR || './data',
+    deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
+    apiKeys: parseApiKeys(env.CALC_API_KEYS),
+    resultTtlS: int(env, 'CALC_RESULT_TTL_S', 86_400, 1, 365 * 86_400),
+    leaseMs: int(env, 'CALC_LEASE_MS', 30_000, 100, 3_600_000),
+    maxDeliveries: int(env, 'CALC_MAX_DELIVERIES', 5, 1, 1000),
+    drainConcurrency: int(env, 'CALC_DRAIN_CONCURRENCY', 256, 1, 10_000),
+    rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
+    logLevel: env.LOG_LEVEL || 'info',
+  });
+}
+
+export function parseTargets(raw: string, name: string): string[] {
+  const list = raw.split(',').map((t) => t.trim()).filter(Boolean);
+  if (list.length === 0) throw invalidArgument(`${name} lists no host:port`);
+  for (const target of list) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(target);
+    if (!match || Number(match[2]) > 65535) throw invalidArgument(`${name}: ${JSON.stringify(target)} is not host:port`);
+  }
+  return list;
+}
+
+function parseApiKeys(raw: string | undefined): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const pair of (raw ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const at = pair.indexOf(':');
+    if (at <= 0 || at === pair.length - 1) throw invalidArgument('CALC_API_KEYS: expected key:client[,key:client…]');
+    keys.set(pair.slice(0, at), pair.slice(at + 1));
+  }
+  return keys;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidArgument(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child && typeof child === 'object' && !(child instanceof Map)) deepFreeze(child);
+  }
+  return Object.freeze(value);
+}
