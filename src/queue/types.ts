@@ -4,6 +4,7 @@
  * Every backend passes the same contract suite (test/contract/queue.contract.ts).
  */
 import type { ErrorCode } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
 import type { ServiceOp } from '../shared/operations.js';
 
 export type TicketStatus = 'queued' | 'done' | 'failed';
@@ -50,6 +51,8 @@ export interface ClaimedTask extends NewTask {
   readonly deliveries: number;
   /** Backend handle of this delivery (a stream entry id, a row id). Opaque to callers. */
   readonly receipt: string;
+  /** How many times this task was given back with `retryLater` so far (0 on the first try). */
+  readonly retries?: number;
 }
 
 export type Outcome =
@@ -72,10 +75,16 @@ export interface OperationStats {
 }
 
 export interface ClaimOptions {
-  /** How long a claim holds before another consumer may take the task again. */
+  /**
+   * How long a claim holds before another consumer may take the task again. Redis judges expiry
+   * by the idle time of an entry against the *claiming* consumer's leaseMs, so all consumers of
+   * one operation should use the same lease (CALC_LEASE_MS).
+   */
   readonly leaseMs: number;
   /** Wait up to this long for a task when none is ready (0: do not wait). */
   readonly blockMs: number;
+  /** Aborting ends the wait early; the claim then resolves with what it already holds (maybe nothing). */
+  readonly signal?: AbortSignal;
 }
 
 export interface DurableQueue {
@@ -84,6 +93,7 @@ export interface DurableQueue {
   /**
    * Stores the task and its `queued` ticket in one atomic, durable step. Resolves only once the
    * backend has accepted the write; rejects with a CalcError UNAVAILABLE when it cannot.
+   * Enqueueing an id that is already stored adds nothing and resolves to the stored ticket.
    */
   enqueue(task: NewTask): Promise<Ticket>;
 
@@ -132,10 +142,18 @@ export interface DurableQueue {
 }
 
 export interface QueueOptions {
-  /** How long results and idempotency keys are kept. */
+  /**
+   * How long results and idempotency keys are kept: a ticket expires this long after it was
+   * completed or saved; a queued ticket lives as long as its task does.
+   */
   readonly resultTtlS: number;
   /** Deliveries after which a task is dead-lettered. */
   readonly maxDeliveries: number;
-  /** Injected clock (ms since epoch) for leases and ages; Date.now by default. */
+  /**
+   * Injected clock (ms since epoch) for timestamps, ages and, in the embedded backend, leases and
+   * retry delays; Date.now by default. Redis measures leases and delays with its own clock.
+   */
   readonly now?: () => number;
+  /** Where connection losses and recoveries are reported; silent by default. */
+  readonly logger?: Logger;
 }
