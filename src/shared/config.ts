@@ -10,7 +10,12 @@ export interface Config {
   /** `host:port` replicas of each service, as the gateway and the evaluator see them. */
   readonly targets: Readonly<Record<ServiceOp, readonly string[]>>;
   /** Where one service listens; `port` undefined means the operation's default port. */
-  readonly service: { readonly host: string; readonly port: number | undefined };
+  readonly service: {
+    readonly host: string;
+    readonly port: number | undefined;
+    /** After reporting NOT_SERVING on a planned stop, how long to keep serving while callers move away. */
+    readonly drainGraceMs: number;
+  };
   readonly redisUrl: string | undefined;
   readonly dataDir: string;
   readonly deadlineMs: number;
@@ -41,6 +46,7 @@ export function loadConfig(env: Env): Config {
     service: {
       host: env.CALC_SERVICE_HOST || '0.0.0.0',
       port: env.CALC_SERVICE_PORT ? int(env, 'CALC_SERVICE_PORT', 0, 0, 65535) : undefined,
+      drainGraceMs: int(env, 'CALC_DRAIN_GRACE_MS', 0, 0, 60_000),
     },
     redisUrl: env.CALC_REDIS_URL || undefined,
     dataDir: env.CALC_DATA_DIR || './data',

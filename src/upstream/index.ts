@@ -1,2 +1,4 @@
 export * from './client.js';
 export * from './errors.js';
+export * from './health.js';
+export * from './pool.js';

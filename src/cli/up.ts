@@ -1,0 +1,108 @@
+/**
+ * `calcmesh up`: every component as its own child process, supervised. Output lines are
+ * prefixed with the component's name; a child that exits on its own is restarted with
+ * exponential backoff (and the log says so); SIGINT or SIGTERM stops every child and waits for
+ * it. Each child also holds an IPC channel to this process and stops itself when the channel
+ * closes, so even a SIGKILL of the supervisor leaves no orphan.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Config } from '../shared/config.js';
+import { SERVICE_OPS } from '../shared/operations.js';
+
+export interface Component {
+  readonly name: string;
+  readonly args: readonly string[];
+  /** Added to the supervisor's environment for this child only. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The whole system on one machine: each service listens on the port of its first target in
+ * CALC_<OP>_TARGETS (so the gateway and the evaluator find it), on loopback unless
+ * CALC_SERVICE_HOST says otherwise.
+ */
+export function localComponents(config: Config, env: NodeJS.ProcessEnv): Component[] {
+  return [
+    ...SERVICE_OPS.map((op) => ({
+      name: op,
+      args: ['service', op],
+      env: {
+        CALC_SERVICE_PORT: config.targets[op][0]!.slice(config.targets[op][0]!.lastIndexOf(':') + 1),
+        CALC_SERVICE_HOST: env.CALC_SERVICE_HOST || '127.0.0.1',
+      },
+    })),
+    { name: 'gateway', args: ['gateway'] },
+  ];
+}
+
+export interface SupervisorOptions {
+  /** The CLI entry point the children run. */
+  readonly entry: string;
+  readonly components: readonly Component[];
+  readonly env: NodeJS.ProcessEnv;
+  readonly out?: (line: string) => void;
+  readonly stopTimeoutMs?: number;
+  readonly maxBackoffMs?: number;
+}
+
+const INITIAL_BACKOFF_MS = 250;
+/** A child that ran this long is healthy again: its next crash restarts it quickly. */
+const STABLE_AFTER_MS = 10_000;
+
+export function supervise(options: SupervisorOptions): { stop(): Promise<void> } {
+  const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const width = Math.max(...options.components.map((c) => c.name.length));
+  const say = (name: string, line: string) => out(`${name.padEnd(width)} | ${line}`);
+  const maxBackoffMs = options.maxBackoffMs ?? 10_000;
+  let stopping = false;
+
+  const supervised = options.components.map((component) => {
+    const state = { child: undefined as ChildProcess | undefined, backoffMs: INITIAL_BACKOFF_MS, timer: undefined as NodeJS.Timeout | undefined };
+    const start = () => {
+      state.timer = undefined;
+      const startedAt = Date.now();
+      const child = spawn(process.execPath, [options.entry, ...component.args], {
+        env: { ...options.env, ...component.env },
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      });
+      state.child = child;
+      for (const stream of [child.stdout!, child.stderr!]) {
+        createInterface({ input: stream }).on('line', (line) => say(component.name, line));
+      }
+      child.on('exit', (code, signal) => {
+        state.child = undefined;
+        if (stopping) return;
+        if (Date.now() - startedAt > STABLE_AFTER_MS) state.backoffMs = INITIAL_BACKOFF_MS;
+        say('up', `${component.name} exited (${signal ?? `code ${code}`}); restarting in ${state.backoffMs} ms`);
+        state.timer = setTimeout(start, state.backoffMs);
+        state.backoffMs = Math.min(state.backoffMs * 2, maxBackoffMs);
+      });
+    };
+    start();
+    return { component, state };
+  });
+
+  return {
+    async stop() {
+      stopping = true;
+      const exits = supervised.map(({ component, state }) => {
+        clearTimeout(state.timer);
+        const child = state.child;
+        if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+        return new Promise<void>((resolve) => {
+          const kill = setTimeout(() => {
+            say('up', `${component.name} did not stop in time; killing it`);
+            child.kill('SIGKILL');
+          }, options.stopTimeoutMs ?? 10_000);
+          child.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        });
+      });
+      await Promise.all(exits);
+    },
+  };
+}

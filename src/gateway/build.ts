@@ -1,0 +1,66 @@
+/**
+ * buildGateway() assembles the HTTP gateway and returns it unstarted: tests call `inject()` or
+ * `listen({ port: 0 })` on it; only main.ts listens on the configured address.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { compute } from '../services/arithmetic/compute.js';
+import { evaluateLocally, parseExpression } from '../services/evaluator/index.js';
+import type { DurableQueue } from '../queue/types.js';
+import type { Upstreams } from '../upstream/index.js';
+import { installCallerIdentity, requestIdFrom } from './caller.js';
+import { createDispatcher, type Job } from './dispatch.js';
+import { installErrorHandling, sendError, toCalcError } from './errors.js';
+import { evaluateRoutes } from './routes/evaluate.js';
+import { healthRoutes } from './routes/health.js';
+import { operationRoutes } from './routes/operations.js';
+import { resultRoutes } from './routes/results.js';
+import { VERSION } from '../shared/version.js';
+
+export interface GatewayDeps {
+  readonly upstreams: Upstreams;
+  readonly queue: DurableQueue;
+  readonly logger: Logger;
+}
+
+export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'>;
+
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    // Our own access log below; Fastify's request logging stays off.
+    logger: false,
+    genReqId: (req) => requestIdFrom(req.headers),
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: 1000, ignoreTrailingSlash: true },
+    // Strict JSON: `{"expression": 42}` is an error, not the string "42".
+    ajv: { customOptions: { coerceTypes: false } },
+    frameworkErrors: (error, _request, reply) => {
+      sendError(reply, toCalcError(error));
+    },
+  });
+  installErrorHandling(app, deps.logger);
+  installCallerIdentity(app, config.apiKeys);
+  app.addHook('onResponse', async (request, reply) => {
+    deps.logger.info(
+      { reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 },
+      'request',
+    );
+  });
+
+  const dispatcher = createDispatcher({ upstreams: deps.upstreams, queue: deps.queue, deadlineMs: config.deadlineMs, logger: deps.logger, precheck });
+  healthRoutes(app, { queue: deps.queue, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now() });
+  resultRoutes(app, deps.queue);
+  evaluateRoutes(app, dispatcher);
+  operationRoutes(app, dispatcher);
+  await app.ready();
+  return app;
+}
+
+/** The same pure checks the services make, so that a domain error is answered at once and never queued. */
+function precheck(job: Job): void {
+  if (job.operation === 'evaluate') evaluateLocally(parseExpression(job.expression));
+  else compute(job.operation, job.num1, job.num2);
+}

@@ -1,0 +1,142 @@
+/**
+ * The gateway's one decision: answer now, or store the request durably and answer later.
+ *
+ *   direct call ─ ok ──────────────────────────────▶ 200 (result)
+ *        │      └ argument / domain error ─────────▶ 4xx at once, never queued
+ *        └ unavailable (UNAVAILABLE, DEADLINE_EXCEEDED)
+ *             └ pure pre-check of the domain ──────▶ 422 at once, never queued
+ *             └ enqueue ─ stored ──────────────────▶ 202 (ticket)
+ *                      └ queue unavailable too ────▶ 503, nothing accepted
+ *
+ * With an Idempotency-Key, the key is bound to the request's id before anything is computed,
+ * so a retry replays the first outcome (same id) instead of computing or enqueueing again.
+ */
+import { randomUUID } from 'node:crypto';
+import { CalcError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { ArithmeticOp } from '../shared/operations.js';
+import type { DurableQueue, NewTask, Ticket } from '../queue/types.js';
+import { isUpstreamUnavailable, type Upstreams } from '../upstream/index.js';
+
+export type Job =
+  | { readonly operation: ArithmeticOp; readonly num1: number; readonly num2: number }
+  | { readonly operation: 'evaluate'; readonly expression: string };
+
+export interface Caller {
+  readonly client: string;
+  readonly requestId: string;
+  readonly idempotencyKey?: string | undefined;
+}
+
+export type Answer =
+  | { readonly kind: 'done'; readonly id: string; readonly result: number }
+  | { readonly kind: 'queued'; readonly id: string };
+
+export interface DispatcherDeps {
+  readonly upstreams: Upstreams;
+  readonly queue: DurableQueue;
+  readonly deadlineMs: number;
+  readonly logger: Logger;
+  /** Throws the domain error the service would raise (division by zero, …); pure, no I/O. */
+  readonly precheck: (job: Job) => void;
+  /** How long a retry waits for a concurrent request holding the same key to record its outcome. */
+  readonly keyWaitMs?: number;
+}
+
+export function createDispatcher(deps: DispatcherDeps) {
+  const { upstreams, queue, logger } = deps;
+  const keyWaitMs = deps.keyWaitMs ?? deps.deadlineMs + 1000;
+
+  const callService = (job: Job, requestId: string) => {
+    const options = { deadline: Date.now() + deps.deadlineMs, requestId };
+    return job.operation === 'evaluate'
+      ? upstreams.evaluate(job.expression, options)
+      : upstreams.arithmetic(job.operation, job.num1, job.num2, options);
+  };
+
+  async function enqueue(job: Job, caller: Caller, id: string): Promise<Answer> {
+    deps.precheck(job);
+    const task: NewTask = { id, client: caller.client, requestId: caller.requestId, ...job };
+    try {
+      await queue.enqueue(task);
+    } catch (error) {
+      logger.error({ reqId: caller.requestId, err: error }, 'service and queue both unavailable; request not accepted');
+      throw new CalcError('UNAVAILABLE', `the ${job.operation} service is unavailable and the request could not be queued; nothing was accepted, retry later`);
+    }
+    logger.info({ reqId: caller.requestId, id, operation: job.operation }, 'service unavailable; request queued');
+    return { kind: 'queued', id };
+  }
+
+  async function run(job: Job, caller: Caller, id: string, remember: boolean): Promise<Answer> {
+    try {
+      const result = await callService(job, caller.requestId);
+      if (remember) await saveQuietly(ticketOf(job, caller.client, id, { status: 'done', result }));
+      return { kind: 'done', id, result };
+    } catch (error) {
+      if (isUpstreamUnavailable(error)) {
+        logger.warn({ reqId: caller.requestId, target: error.target, reason: error.message }, 'upstream unavailable');
+        return enqueue(job, caller, id);
+      }
+      if (remember && error instanceof CalcError && error.code !== 'UPSTREAM_ERROR') {
+        await saveQuietly(ticketOf(job, caller.client, id, { status: 'failed', error: { code: error.code, message: error.message } }));
+      }
+      throw error;
+    }
+  }
+
+  async function saveQuietly(ticket: Ticket) {
+    try {
+      await queue.saveTicket(ticket);
+    } catch (error) {
+      logger.warn({ id: ticket.id, err: error }, 'could not record the outcome of an idempotent request');
+    }
+  }
+
+  /** Replays the outcome bound to an Idempotency-Key, waiting briefly for one still in progress. */
+  async function replay(job: Job, caller: Caller, id: string): Promise<Answer> {
+    const until = Date.now() + keyWaitMs;
+    for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
+      const ticket = await queue.getTicket(caller.client, id);
+      if (ticket) {
+        if (!sameJob(ticket, job)) throw new CalcError('CONFLICT', 'this Idempotency-Key was already used for a different request');
+        if (ticket.status === 'queued') return { kind: 'queued', id };
+        if (ticket.status === 'done') return { kind: 'done', id, result: ticket.result! };
+        throw new CalcError(ticket.error?.code ?? 'INTERNAL', ticket.error?.message ?? 'failed');
+      }
+      if (Date.now() + pause > until) break;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+    throw new CalcError('CONFLICT', 'a request with this Idempotency-Key is still in progress; retry later');
+  }
+
+  return {
+    async dispatch(job: Job, caller: Caller): Promise<Answer> {
+      const id = randomUUID();
+      if (caller.idempotencyKey === undefined) return run(job, caller, id, false);
+      let holder: string | undefined;
+      try {
+        holder = await queue.reserveKey(caller.client, caller.idempotencyKey, id);
+      } catch (error) {
+        // The queue is down: the request can still be answered directly, once, without a replay record.
+        logger.warn({ reqId: caller.requestId, err: error }, 'idempotency store unavailable; answering without it');
+        return run(job, caller, id, false);
+      }
+      return holder === undefined ? run(job, caller, id, true) : replay(job, caller, holder);
+    },
+  };
+}
+
+function ticketOf(job: Job, client: string, id: string, outcome: Pick<Ticket, 'status' | 'result' | 'error'>): Ticket {
+  const now = Date.now();
+  return { id, client, operation: job.operation, ...operands(job), createdAt: now, completedAt: now, ...outcome };
+}
+
+const operands = (job: Job) =>
+  job.operation === 'evaluate' ? { expression: job.expression } : { num1: job.num1, num2: job.num2 };
+
+function sameJob(ticket: Ticket, job: Job): boolean {
+  if (ticket.operation !== job.operation) return false;
+  return job.operation === 'evaluate'
+    ? ticket.expression === job.expression
+    : ticket.num1 === job.num1 && ticket.num2 === job.num2;
+}

@@ -1,0 +1,20 @@
+import type { Config } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { onShutdown } from '../shared/lifecycle.js';
+import { openQueue } from '../queue/index.js';
+import { createUpstreams } from '../upstream/index.js';
+import { buildGateway } from './build.js';
+
+/** `calcmesh gateway`: the only place the gateway binds an address. */
+export async function mainGateway(config: Config, logger: Logger): Promise<void> {
+  const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  const upstreams = createUpstreams(config.targets);
+  const app = await buildGateway(config, { queue, upstreams, logger });
+  await app.listen({ host: config.gateway.host, port: config.gateway.port });
+  logger.info({ address: `http://${config.gateway.host}:${config.gateway.port}`, queue: queue.backend }, 'gateway listening');
+  onShutdown(logger, async () => {
+    await app.close();
+    upstreams.close();
+    await queue.close();
+  });
+}

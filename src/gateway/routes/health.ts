@@ -1,0 +1,54 @@
+import type { FastifyInstance } from 'fastify';
+import { SERVICE_OPS } from '../../shared/operations.js';
+import type { DurableQueue } from '../../queue/types.js';
+import type { Upstreams } from '../../upstream/index.js';
+
+export interface HealthDeps {
+  readonly queue: DurableQueue;
+  readonly upstreams: Upstreams;
+  readonly version: string;
+  readonly startedAt: number;
+}
+
+/** Liveness, readiness and the status document behind the dashboard and `calcmesh status`. */
+export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  // Ready when a request can be accepted one way or the other: the queue takes what services cannot.
+  app.get('/readyz', async (_request, reply) => {
+    const [queueOk, services] = await Promise.all([queueAnswers(deps.queue), deps.upstreams.probe(SERVICE_OPS, 300)]);
+    const allServing = Object.values(services).every((replicas) => replicas.some((r) => r.health === 'SERVING'));
+    const ready = queueOk || allServing;
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'unavailable',
+      queue: { backend: deps.queue.backend, ok: queueOk },
+      services: Object.fromEntries(
+        Object.entries(services).map(([op, replicas]) => [op, { serving: replicas.some((r) => r.health === 'SERVING'), replicas }]),
+      ),
+    });
+  });
+
+  app.get('/v1/status', async () => {
+    const [services, stats] = await Promise.all([
+      deps.upstreams.probe(SERVICE_OPS, 300),
+      deps.queue.stats(SERVICE_OPS).catch(() => undefined),
+    ]);
+    return {
+      version: deps.version,
+      uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
+      queue: { backend: deps.queue.backend, ok: stats !== undefined },
+      services: Object.fromEntries(
+        SERVICE_OPS.map((op) => [op, { replicas: services[op] ?? [], queue: stats?.[op] ?? null }]),
+      ),
+    };
+  });
+}
+
+async function queueAnswers(queue: DurableQueue): Promise<boolean> {
+  try {
+    await queue.ping();
+    return true;
+  } catch {
+    return false;
+  }
+}

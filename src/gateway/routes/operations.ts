@@ -1,0 +1,55 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { invalidArgument } from '../../shared/errors.js';
+import { ARITHMETIC_OPS, isArithmeticOp } from '../../shared/operations.js';
+import { parseOperand } from '../../shared/operands.js';
+import { callerOf } from '../caller.js';
+import type { Answer, createDispatcher, Job } from '../dispatch.js';
+import { errorResponseSchema } from '../errors.js';
+
+type Dispatcher = ReturnType<typeof createDispatcher>;
+
+export const queuedSchema = {
+  type: 'object',
+  properties: { id: { type: 'string' }, status: { type: 'string', enum: ['queued'] }, message: { type: 'string' } },
+} as const;
+
+/** `GET /{op}/{a}/{b}`: the original system's routes, plus divide. */
+export function operationRoutes(app: FastifyInstance, dispatcher: Dispatcher): void {
+  app.get<{ Params: { op: string; a: string; b: string } }>('/:op/:a/:b', {
+    schema: {
+      params: {
+        type: 'object',
+        properties: {
+          op: { type: 'string', enum: [...ARITHMETIC_OPS] },
+          a: { type: 'string', examples: ['6'] },
+          b: { type: 'string', examples: ['7'] },
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          properties: { operation: { type: 'string' }, result: { type: 'number' }, id: { type: 'string' } },
+        },
+        202: queuedSchema,
+        '4xx': errorResponseSchema,
+        '5xx': errorResponseSchema,
+      },
+    },
+    // The op is validated by hand so that an unknown one is INVALID_ARGUMENT, as the contract says.
+    validatorCompiler: () => () => true,
+  }, async (request, reply) => {
+    const { op, a, b } = request.params;
+    if (!isArithmeticOp(op)) throw invalidArgument(`unknown operation ${JSON.stringify(op.slice(0, 40))}; expected one of ${ARITHMETIC_OPS.join(', ')}`);
+    const job: Job = { operation: op, num1: parseOperand(a, 'a'), num2: parseOperand(b, 'b') };
+    const answer = await dispatcher.dispatch(job, callerOf(request));
+    return sendAnswer(reply, answer, { operation: op });
+  });
+}
+
+export function sendAnswer(reply: FastifyReply, answer: Answer, echo: Record<string, unknown>) {
+  if (answer.kind === 'done') return reply.send({ ...echo, result: answer.result, id: answer.id });
+  return reply
+    .code(202)
+    .header('location', `/v1/results/${answer.id}`)
+    .send({ id: answer.id, status: 'queued', message: `the service is unavailable; the request is stored and will be computed when it returns: GET /v1/results/${answer.id}` });
+}

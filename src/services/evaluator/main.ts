@@ -1,0 +1,28 @@
+import type { Config } from '../../shared/config.js';
+import type { Logger } from '../../shared/logger.js';
+import { DEFAULT_PORTS } from '../../shared/operations.js';
+import { createUpstreams, isUpstreamUnavailable } from '../../upstream/index.js';
+import { runService } from '../run.js';
+import { buildEvaluatorServer, evaluateExpression } from './server.js';
+
+/**
+ * `calcmesh service evaluate`. Its queued expressions wait for the arithmetic services they
+ * need: an unavailable one makes the task retry later with backoff, never fail.
+ */
+export async function mainEvaluator(config: Config, logger: Logger): Promise<void> {
+  const upstreams = createUpstreams(config.targets);
+  const deps = { upstreams, logger, deadlineMs: config.deadlineMs };
+  await runService({
+    op: 'evaluate',
+    config,
+    logger,
+    host: buildEvaluatorServer(deps),
+    port: config.service.port ?? DEFAULT_PORTS.evaluate,
+    handle: async (task) => ({
+      ok: true,
+      result: await evaluateExpression(deps, task.expression ?? '', { requestId: task.requestId, deadline: Infinity }),
+    }),
+    isRetryable: isUpstreamUnavailable,
+    onStop: () => upstreams.close(),
+  });
+}

@@ -1,0 +1,32 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from '../../src/shared/config.js';
+
+test('when nothing is set, then the defaults are those of the contract', () => {
+  const config = loadConfig({});
+  assert.equal(config.gateway.port, 8000);
+  assert.equal(config.gateway.host, '127.0.0.1');
+  assert.deepEqual(config.targets.add, ['127.0.0.1:50051']);
+  assert.deepEqual(config.targets.subtract, ['127.0.0.1:50052']);
+  assert.deepEqual(config.targets.multiply, ['127.0.0.1:50053']);
+  assert.deepEqual(config.targets.divide, ['127.0.0.1:50054']);
+  assert.deepEqual(config.targets.evaluate, ['127.0.0.1:50055']);
+  assert.equal(config.deadlineMs, 1000);
+  assert.equal(config.dataDir, './data');
+  assert.equal(config.redisUrl, undefined);
+  assert.equal(config.apiKeys.size, 0);
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.targets));
+});
+
+test('when targets and keys are set, then they are parsed', () => {
+  const config = loadConfig({ CALC_ADD_TARGETS: '10.0.0.2:50051, [::1]:7000', CALC_API_KEYS: 'k1:alice,k2:bob' });
+  assert.deepEqual(config.targets.add, ['10.0.0.2:50051', '[::1]:7000']);
+  assert.equal(config.apiKeys.get('k2'), 'bob');
+});
+
+test('when a setting is malformed, then loading fails naming it', () => {
+  assert.throws(() => loadConfig({ CALC_DEADLINE_MS: 'soon' }), /CALC_DEADLINE_MS/);
+  assert.throws(() => loadConfig({ CALC_GATEWAY_PORT: '70000' }), /CALC_GATEWAY_PORT/);
+  assert.throws(() => loadConfig({ CALC_ADD_TARGETS: 'nohost' }), /CALC_ADD_TARGETS/);
+  assert.throws(() => loadConfig({ CALC_API_KEYS: 'justakey' }), /CALC_API_KEYS/);
+});
