@@ -92,7 +92,12 @@ export function createDispatcher(deps: DispatcherDeps) {
     }
   }
 
-  /** Replays the outcome bound to an Idempotency-Key, waiting briefly for one still in progress. */
+  /**
+   * Replays the outcome bound to an Idempotency-Key, waiting for one still in progress. A holder
+   * that recorded nothing within its deadline has died or failed (503); its request is taken over
+   * under the same id. That is safe even if it raced: enqueueing an existing id stores nothing,
+   * and the computation is a pure function.
+   */
   async function replay(job: Job, caller: Caller, id: string): Promise<Answer> {
     const until = Date.now() + keyWaitMs;
     for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
@@ -106,7 +111,8 @@ export function createDispatcher(deps: DispatcherDeps) {
       if (Date.now() + pause > until) break;
       await new Promise((r) => setTimeout(r, pause));
     }
-    throw new CalcError('CONFLICT', 'a request with this Idempotency-Key is still in progress; retry later');
+    logger.warn({ reqId: caller.requestId, id }, 'idempotency key held without an outcome; taking the request over');
+    return run(job, caller, id, true);
   }
 
   return {
