@@ -17,6 +17,9 @@ import { healthRoutes } from './routes/health.js';
 import { operationRoutes } from './routes/operations.js';
 import { resultRoutes } from './routes/results.js';
 import { VERSION } from '../shared/version.js';
+import { dashboardRoutes } from '../dashboard/index.js';
+import { createActivityLog } from './activity.js';
+import { installOpenApi } from './openapi.js';
 
 export interface GatewayDeps {
   readonly upstreams: Upstreams;
@@ -43,6 +46,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   });
   installErrorHandling(app, deps.logger);
   installCallerIdentity(app, config.apiKeys);
+  await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
   app.addHook('onResponse', async (request, reply) => {
     deps.logger.info(
       { reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 },
@@ -50,7 +54,10 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     );
   });
 
-  const dispatcher = createDispatcher({ upstreams: deps.upstreams, queue: deps.queue, deadlineMs: config.deadlineMs, logger: deps.logger, precheck });
+  const activity = createActivityLog();
+  const dispatcher = createDispatcher({ upstreams: deps.upstreams, queue: deps.queue, deadlineMs: config.deadlineMs, logger: deps.logger, precheck, activity });
+  app.get('/v1/activity', async () => ({ requests: activity.latest() }));
+  dashboardRoutes(app);
   healthRoutes(app, { queue: deps.queue, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now() });
   resultRoutes(app, deps.queue);
   evaluateRoutes(app, dispatcher);

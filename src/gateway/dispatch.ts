@@ -17,6 +17,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ArithmeticOp } from '../shared/operations.js';
 import type { DurableQueue, NewTask, Ticket } from '../queue/types.js';
 import { isUpstreamUnavailable, type Upstreams } from '../upstream/index.js';
+import type { ActivityLog } from './activity.js';
 
 export type Job =
   | { readonly operation: ArithmeticOp; readonly num1: number; readonly num2: number }
@@ -41,6 +42,8 @@ export interface DispatcherDeps {
   readonly precheck: (job: Job) => void;
   /** How long a retry waits for a concurrent request holding the same key to record its outcome. */
   readonly keyWaitMs?: number;
+  /** Where the dashboard reads the latest requests from. */
+  readonly activity?: ActivityLog;
 }
 
 export function createDispatcher(deps: DispatcherDeps) {
@@ -115,22 +118,41 @@ export function createDispatcher(deps: DispatcherDeps) {
     return run(job, caller, id, true);
   }
 
+  async function dispatch(job: Job, caller: Caller): Promise<Answer> {
+    const id = randomUUID();
+    if (caller.idempotencyKey === undefined) return run(job, caller, id, false);
+    let holder: string | undefined;
+    try {
+      holder = await queue.reserveKey(caller.client, caller.idempotencyKey, id);
+    } catch (error) {
+      // The queue is down: the request can still be answered directly, once, without a replay record.
+      logger.warn({ reqId: caller.requestId, err: error }, 'idempotency store unavailable; answering without it');
+      return run(job, caller, id, false);
+    }
+    return holder === undefined ? run(job, caller, id, true) : replay(job, caller, holder);
+  }
+
+  const activity = deps.activity;
+  if (!activity) return { dispatch };
   return {
     async dispatch(job: Job, caller: Caller): Promise<Answer> {
-      const id = randomUUID();
-      if (caller.idempotencyKey === undefined) return run(job, caller, id, false);
-      let holder: string | undefined;
+      const base = { at: Date.now(), requestId: caller.requestId, operation: job.operation, input: inputOf(job) };
       try {
-        holder = await queue.reserveKey(caller.client, caller.idempotencyKey, id);
+        const answer = await dispatch(job, caller);
+        activity.record(answer.kind === 'done'
+          ? { ...base, id: answer.id, path: 'direct', status: 200, result: answer.result }
+          : { ...base, id: answer.id, path: 'queued', status: 202 });
+        return answer;
       } catch (error) {
-        // The queue is down: the request can still be answered directly, once, without a replay record.
-        logger.warn({ reqId: caller.requestId, err: error }, 'idempotency store unavailable; answering without it');
-        return run(job, caller, id, false);
+        const calc = error instanceof CalcError ? error : undefined;
+        activity.record({ ...base, id: undefined, path: 'rejected', status: calc?.httpStatus ?? 500, error: calc?.code ?? 'INTERNAL' });
+        throw error;
       }
-      return holder === undefined ? run(job, caller, id, true) : replay(job, caller, holder);
     },
   };
 }
+
+const inputOf = (job: Job) => (job.operation === 'evaluate' ? job.expression.slice(0, 200) : `${job.num1} ${job.num2}`);
 
 function ticketOf(job: Job, client: string, id: string, outcome: Pick<Ticket, 'status' | 'result' | 'error'>): Ticket {
   const now = Date.now();
