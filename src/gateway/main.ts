@@ -8,7 +8,10 @@ import { buildGateway } from './build.js';
 /** `calcmesh gateway`: the only place the gateway binds an address. */
 export async function mainGateway(config: Config, logger: Logger): Promise<void> {
   const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
-  const upstreams = createUpstreams(config.targets);
+  const upstreams = createUpstreams(config.targets, {
+    ...config.breaker,
+    onBreakerChange: (op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
+  });
   const app = await buildGateway(config, { queue, upstreams, logger });
   await app.listen({ host: config.gateway.host, port: config.gateway.port });
   logger.info({ address: `http://${config.gateway.host}:${config.gateway.port}`, queue: queue.backend }, 'gateway listening');

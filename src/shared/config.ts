@@ -26,6 +26,12 @@ export interface Config {
   readonly maxDeliveries: number;
   readonly drainConcurrency: number;
   readonly rateLimit: number | undefined;
+  readonly breaker: {
+    /** Consecutive availability failures that open a replica's circuit. */
+    readonly failureThreshold: number;
+    /** How long a circuit stays open before a health probe may close it. */
+    readonly halfOpenAfterMs: number;
+  };
   readonly logLevel: string;
 }
 
@@ -46,7 +52,7 @@ export function loadConfig(env: Env): Config {
     service: {
       host: env.CALC_SERVICE_HOST || '0.0.0.0',
       port: env.CALC_SERVICE_PORT ? int(env, 'CALC_SERVICE_PORT', 0, 0, 65535) : undefined,
-      drainGraceMs: int(env, 'CALC_DRAIN_GRACE_MS', 0, 0, 60_000),
+      drainGraceMs: int(env, 'CALC_DRAIN_GRACE_MS', 500, 0, 60_000),
     },
     redisUrl: env.CALC_REDIS_URL || undefined,
     dataDir: env.CALC_DATA_DIR || './data',
@@ -56,6 +62,10 @@ export function loadConfig(env: Env): Config {
     leaseMs: int(env, 'CALC_LEASE_MS', 30_000, 100, 3_600_000),
     maxDeliveries: int(env, 'CALC_MAX_DELIVERIES', 5, 1, 1000),
     drainConcurrency: int(env, 'CALC_DRAIN_CONCURRENCY', 256, 1, 10_000),
+    breaker: {
+      failureThreshold: int(env, 'CALC_BREAKER_FAILURES', 3, 1, 1000),
+      halfOpenAfterMs: int(env, 'CALC_BREAKER_HALF_OPEN_MS', 2000, 10, 600_000),
+    },
     rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
     logLevel: env.LOG_LEVEL || 'info',
   });

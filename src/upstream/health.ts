@@ -1,25 +1,65 @@
-import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { CHANNEL_OPTIONS } from './client.js';
 
-export type ReplicaHealth = 'SERVING' | 'NOT_SERVING' | 'UNREACHABLE';
+export type ReplicaHealth = 'SERVING' | 'NOT_SERVING' | 'UNREACHABLE' | 'UNKNOWN';
 
 const HealthClient = makeGenericClientConstructor(healthService, 'Health');
+const REWATCH_MIN_MS = 250;
+const REWATCH_MAX_MS = 2000;
 
-/** A standard grpc.health.v1 Check against one target, with a short deadline. */
+/** grpc.health.v1 against one target: a one-off Check, and a Watch that follows the replica. */
 export function createHealthProbe(target: string) {
   let client: Client | undefined;
+  const health = () => (client ??= new HealthClient(target, credentials.createInsecure(), CHANNEL_OPTIONS));
+
   return {
     check(service = '', timeoutMs = 500): Promise<ReplicaHealth> {
-      client ??= new HealthClient(target, credentials.createInsecure(), CHANNEL_OPTIONS);
       return new Promise((resolve) => {
-        const check = (client as unknown as { check: Function }).check;
+        const check = (health() as unknown as { check: Function }).check;
         check.call(client, { service }, { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, reply?: { status: string }) => {
           if (error) resolve('UNREACHABLE');
           else resolve(reply?.status === 'SERVING' ? 'SERVING' : 'NOT_SERVING');
         });
       });
     },
+
+    /**
+     * Reports every change of the replica's health until the returned function is called. A
+     * stream that ends (the replica died or restarted) reports UNREACHABLE and is opened again
+     * with a capped backoff, so a replica that comes back is seen within REWATCH_MAX_MS.
+     */
+    watch(onHealth: (health: ReplicaHealth) => void): () => void {
+      let stopped = false;
+      let call: ClientReadableStream<{ status: string }> | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      let backoffMs = REWATCH_MIN_MS;
+      const open = () => {
+        if (stopped) return;
+        const watch = (health() as unknown as { watch: Function }).watch;
+        const stream: ClientReadableStream<{ status: string }> = watch.call(client, { service: '' });
+        call = stream;
+        stream.on('data', (reply: { status: string }) => {
+          backoffMs = REWATCH_MIN_MS;
+          onHealth(reply.status === 'SERVING' ? 'SERVING' : 'NOT_SERVING');
+        });
+        stream.on('error', () => undefined); // 'end'/'close' follow; the status says why
+        stream.on('close', () => {
+          if (stopped || call !== stream) return;
+          onHealth('UNREACHABLE');
+          timer = setTimeout(open, backoffMs);
+          timer.unref();
+          backoffMs = Math.min(backoffMs * 2, REWATCH_MAX_MS);
+        });
+      };
+      open();
+      return () => {
+        stopped = true;
+        clearTimeout(timer);
+        call?.cancel();
+      };
+    },
+
     close() {
       client?.close();
     },

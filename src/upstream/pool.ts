@@ -1,63 +1,150 @@
 /**
- * The replicas of every service, as one object the gateway and the evaluator call. A call goes
- * to the next replica in turn; when that replica is unavailable and time remains before the
- * deadline, it is tried once more on another replica before the failure is reported.
+ * The replicas of every service, as one object the gateway and the evaluator call.
+ *
+ * Routing: a call goes to the next replica in turn whose circuit is closed. A replica's circuit
+ * opens after consecutive availability failures, or at once when its health Watch reports
+ * NOT_SERVING (a planned stop) or loses the replica; it closes when the replica reports SERVING
+ * again. When the chosen replica is unavailable and another one's circuit is closed, the call is
+ * tried once more there, within the same deadline. When no replica can be called, the failure
+ * is immediate (no deadline wait), and the gateway queues the request.
  */
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ArithmeticOp, ServiceOp } from '../shared/operations.js';
 import { SERVICE_OPS } from '../shared/operations.js';
+import { CircuitBreaker, type BreakerState } from '../resilience/index.js';
 import { createTargetClient, type CallOptions, type TargetClient } from './client.js';
-import { isUpstreamUnavailable } from './errors.js';
+import { isUpstreamUnavailable, UpstreamUnavailableError } from './errors.js';
 import { createHealthProbe, type ReplicaHealth } from './health.js';
 
 export interface ReplicaStatus {
   readonly target: string;
   readonly health: ReplicaHealth;
+  readonly breaker: BreakerState;
+  readonly inFlight: number;
+}
+
+export interface ResilienceOptions {
+  /** Consecutive availability failures that open a replica's circuit (CALC_BREAKER_FAILURES). */
+  readonly failureThreshold?: number;
+  /** How long a circuit stays open before a health probe may close it (CALC_BREAKER_HALF_OPEN_MS). */
+  readonly halfOpenAfterMs?: number;
+  /** Follow each replica with grpc.health.v1 Watch (default true). */
+  readonly watchHealth?: boolean;
+  readonly onBreakerChange?: (op: ServiceOp, target: string, state: BreakerState, previous: BreakerState) => void;
+  readonly now?: () => number;
 }
 
 export interface Upstreams {
   arithmetic(op: ArithmeticOp, num1: number, num2: number, options: CallOptions): Promise<number>;
   evaluate(expression: string, options: CallOptions): Promise<number>;
-  /** Probes every replica of the given operations with grpc.health.v1 Check. */
-  probe(ops?: readonly ServiceOp[], timeoutMs?: number): Promise<Record<string, ReplicaStatus[]>>;
+  /** What this process knows of every replica now: watched health, circuit, calls in flight. */
+  status(): Record<ServiceOp, ReplicaStatus[]>;
   close(): void;
 }
 
-export function createUpstreams(targets: Readonly<Record<ServiceOp, readonly string[]>>): Upstreams {
-  const pools = new Map<ServiceOp, ReturnType<typeof createReplicaPool>>();
-  for (const op of SERVICE_OPS) pools.set(op, createReplicaPool(targets[op]));
+export function createUpstreams(targets: Readonly<Record<ServiceOp, readonly string[]>>, options: ResilienceOptions = {}): Upstreams {
+  const pools = new Map<ServiceOp, ReplicaPool>();
+  for (const op of SERVICE_OPS) pools.set(op, createReplicaPool(op, targets[op], options));
   const pool = (op: ServiceOp) => pools.get(op)!;
 
   return {
-    arithmetic: (op, num1, num2, options) => pool(op).call((c) => c.arithmetic(op, num1, num2, options)),
-    evaluate: (expression, options) => pool('evaluate').call((c) => c.evaluate(expression, options)),
-    async probe(ops = SERVICE_OPS, timeoutMs = 500) {
-      const entries = await Promise.all(ops.map(async (op) => [op, await pool(op).probe(timeoutMs)] as const));
-      return Object.fromEntries(entries);
-    },
+    arithmetic: (op, num1, num2, callOptions) => pool(op).call((c) => c.arithmetic(op, num1, num2, callOptions)),
+    evaluate: (expression, callOptions) => pool('evaluate').call((c) => c.evaluate(expression, callOptions)),
+    status: () => Object.fromEntries(SERVICE_OPS.map((op) => [op, pool(op).status()])) as Record<ServiceOp, ReplicaStatus[]>,
     close() {
       for (const p of pools.values()) p.close();
     },
   };
 }
 
-function createReplicaPool(targets: readonly string[]) {
-  const replicas = targets.map((target) => ({ client: createTargetClient(target), probe: createHealthProbe(target) }));
+type ReplicaPool = ReturnType<typeof createReplicaPool>;
+
+interface Replica {
+  readonly target: string;
+  readonly client: TargetClient;
+  readonly probe: ReturnType<typeof createHealthProbe>;
+  readonly breaker: CircuitBreaker;
+  health: ReplicaHealth;
+  inFlight: number;
+  stopWatch: (() => void) | undefined;
+}
+
+function createReplicaPool(op: ServiceOp, targets: readonly string[], options: ResilienceOptions) {
+  const replicas = targets.map((target): Replica => {
+    const probe = createHealthProbe(target);
+    const replica: Replica = {
+      target,
+      client: createTargetClient(target),
+      probe,
+      health: 'UNKNOWN',
+      inFlight: 0,
+      stopWatch: undefined,
+      breaker: new CircuitBreaker({
+        failureThreshold: options.failureThreshold ?? 3,
+        halfOpenAfterMs: options.halfOpenAfterMs ?? 2000,
+        probe: async () => (replica.health = await probe.check('', 500)) === 'SERVING',
+        onStateChange: (state, previous) => options.onBreakerChange?.(op, target, state, previous),
+        now: options.now,
+      }),
+    };
+    if (options.watchHealth !== false) {
+      replica.stopWatch = probe.watch((health) => {
+        replica.health = health;
+        if (health === 'SERVING') replica.breaker.success();
+        else replica.breaker.trip();
+      });
+    }
+    return replica;
+  });
   let next = 0;
+
+  /** The next replica in turn whose circuit allows a call, other than `except`. */
+  const pick = (except?: Replica): Replica | undefined => {
+    for (let i = 0; i < replicas.length; i++) {
+      const replica = replicas[(next + i) % replicas.length]!;
+      if (replica !== except && replica.breaker.allows()) {
+        next = (next + i + 1) % replicas.length;
+        return replica;
+      }
+    }
+    return undefined;
+  };
+
+  async function attemptOn<T>(replica: Replica, attempt: (client: TargetClient) => Promise<T>): Promise<T> {
+    replica.inFlight++;
+    try {
+      const value = await attempt(replica.client);
+      replica.breaker.success();
+      return value;
+    } catch (error) {
+      // Only availability counts against a replica: an argument or domain error is an answer.
+      if (isUpstreamUnavailable(error)) replica.breaker.failure();
+      else replica.breaker.success();
+      throw error;
+    } finally {
+      replica.inFlight--;
+    }
+  }
 
   return {
     async call<T>(attempt: (client: TargetClient) => Promise<T>): Promise<T> {
-      const first = next++ % replicas.length;
+      const first = pick();
+      if (!first) {
+        throw new UpstreamUnavailableError(`${op}: no replica can be called (every circuit is open)`, targets.join(','), GrpcStatus.UNAVAILABLE);
+      }
       try {
-        return await attempt(replicas[first]!.client);
+        return await attemptOn(first, attempt);
       } catch (error) {
-        if (replicas.length < 2 || !isUpstreamUnavailable(error)) throw error;
-        return attempt(replicas[(first + 1) % replicas.length]!.client);
+        const second = isUpstreamUnavailable(error) ? pick(first) : undefined;
+        if (!second) throw error;
+        return attemptOn(second, attempt);
       }
     },
-    probe: (timeoutMs: number) =>
-      Promise.all(replicas.map(async (r) => ({ target: r.client.target, health: await r.probe.check('', timeoutMs) }))),
+    status: (): ReplicaStatus[] =>
+      replicas.map((r) => ({ target: r.target, health: r.health, breaker: r.breaker.state, inFlight: r.inFlight })),
     close() {
       for (const r of replicas) {
+        r.stopWatch?.();
         r.client.close();
         r.probe.close();
       }

@@ -17,10 +17,11 @@ const CLI = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
 export interface Cluster {
   readonly gatewayUrl: string;
   readonly env: NodeJS.ProcessEnv;
-  service(op: ServiceOp): Spawned | undefined;
-  startService(op: ServiceOp, extraEnv?: NodeJS.ProcessEnv): Promise<Spawned>;
-  /** Sends the signal to the service's process and, unless it is SIGSTOP/SIGCONT, waits for it to be gone. */
-  signalService(op: ServiceOp, signal: NodeJS.Signals): Promise<void>;
+  /** Replica `replica` (0 by default) of a service. */
+  service(op: ServiceOp, replica?: number): Spawned | undefined;
+  startService(op: ServiceOp, extraEnv?: NodeJS.ProcessEnv, replica?: number): Promise<Spawned>;
+  /** Sends the signal to the replica's process and, unless it is SIGSTOP/SIGCONT, waits for it to be gone. */
+  signalService(op: ServiceOp, signal: NodeJS.Signals, replica?: number): Promise<void>;
   startGateway(): Promise<Spawned>;
   killGateway(signal?: NodeJS.Signals): Promise<void>;
   close(): Promise<void>;
@@ -29,49 +30,55 @@ export interface Cluster {
 export interface ClusterOptions {
   /** Use Redis at this URL; otherwise an embedded queue in a temporary directory. */
   readonly redisUrl?: string;
-  /** Services to start at once (default: all). */
+  /** Services to start at once (default: all), each with all its replicas. */
   readonly services?: readonly ServiceOp[];
+  /** Replicas per service (default 1); CALC_<OP>_TARGETS lists them all. */
+  readonly replicas?: Partial<Record<ServiceOp, number>>;
   readonly env?: NodeJS.ProcessEnv;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const ports = await freePorts(SERVICE_OPS.length + 1);
+  const counts = SERVICE_OPS.map((op) => options.replicas?.[op] ?? 1);
+  const all = await freePorts(counts.reduce((a, b) => a + b, 0) + 1);
+  const gatewayPort = all.pop()!;
+  const ports = new Map(SERVICE_OPS.map((op, i) => [op, all.splice(0, counts[i]!)]));
   const dataDir = options.redisUrl ? undefined : mkdtempSync(join(tmpdir(), 'calcmesh-cluster-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CALC_GATEWAY_HOST: '127.0.0.1',
-    CALC_GATEWAY_PORT: String(ports[SERVICE_OPS.length]),
+    CALC_GATEWAY_PORT: String(gatewayPort),
     CALC_SERVICE_HOST: '127.0.0.1',
     CALC_REDIS_URL: options.redisUrl ?? '',
     CALC_DATA_DIR: dataDir ?? '',
     LOG_LEVEL: 'info',
-    ...Object.fromEntries(SERVICE_OPS.map((op, i) => [`CALC_${op.toUpperCase()}_TARGETS`, `127.0.0.1:${ports[i]}`])),
+    ...Object.fromEntries(SERVICE_OPS.map((op) => [`CALC_${op.toUpperCase()}_TARGETS`, ports.get(op)!.map((p) => `127.0.0.1:${p}`).join(',')])),
     ...options.env,
   };
   const gatewayUrl = `http://127.0.0.1:${env.CALC_GATEWAY_PORT}`;
-  const services = new Map<ServiceOp, Spawned>();
+  const services = new Map<string, Spawned>();
+  const key = (op: ServiceOp, replica = 0) => `${op}#${replica}`;
   let gateway: Spawned | undefined;
 
   const cluster: Cluster = {
     gatewayUrl,
     env,
-    service: (op) => services.get(op),
-    async startService(op, extraEnv = {}) {
-      const port = ports[SERVICE_OPS.indexOf(op)];
+    service: (op, replica) => services.get(key(op, replica)),
+    async startService(op, extraEnv = {}, replica = 0) {
+      const port = ports.get(op)![replica];
       const child = spawnGroup(process.execPath, [CLI, 'service', op], { ...env, CALC_SERVICE_PORT: String(port), ...extraEnv });
-      services.set(op, child);
+      services.set(key(op, replica), child);
       await child.waitForOutput(/service listening/, 20_000);
       return child;
     },
-    async signalService(op, signal) {
-      const child = services.get(op);
+    async signalService(op, signal, replica) {
+      const child = services.get(key(op, replica));
       if (!child) return;
       if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
         process.kill(child.child.pid!, signal);
         return;
       }
       await child.stop(signal);
-      services.delete(op);
+      services.delete(key(op, replica));
     },
     async startGateway() {
       gateway = spawnGroup(process.execPath, [CLI, 'gateway'], env);
@@ -95,7 +102,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     },
   };
 
-  await Promise.all((options.services ?? SERVICE_OPS).map((op) => cluster.startService(op)));
+  await Promise.all((options.services ?? SERVICE_OPS).flatMap((op) => ports.get(op)!.map((_, i) => cluster.startService(op, {}, i))));
   await cluster.startGateway();
   return cluster;
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { SERVICE_OPS } from '../../shared/operations.js';
 import type { DurableQueue } from '../../queue/types.js';
-import type { Upstreams } from '../../upstream/index.js';
+import type { ReplicaStatus, Upstreams } from '../../upstream/index.js';
 
 export interface HealthDeps {
   readonly queue: DurableQueue;
@@ -16,33 +16,35 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
 
   // Ready when a request can be accepted one way or the other: the queue takes what services cannot.
   app.get('/readyz', async (_request, reply) => {
-    const [queueOk, services] = await Promise.all([queueAnswers(deps.queue), deps.upstreams.probe(SERVICE_OPS, 300)]);
-    const allServing = Object.values(services).every((replicas) => replicas.some((r) => r.health === 'SERVING'));
+    const queueOk = await queueAnswers(deps.queue);
+    const services = deps.upstreams.status();
+    const allServing = Object.values(services).every(isServing);
     const ready = queueOk || allServing;
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'unavailable',
       queue: { backend: deps.queue.backend, ok: queueOk },
       services: Object.fromEntries(
-        Object.entries(services).map(([op, replicas]) => [op, { serving: replicas.some((r) => r.health === 'SERVING'), replicas }]),
+        Object.entries(services).map(([op, replicas]) => [op, { serving: isServing(replicas), replicas }]),
       ),
     });
   });
 
   app.get('/v1/status', async () => {
-    const [services, stats] = await Promise.all([
-      deps.upstreams.probe(SERVICE_OPS, 300),
-      deps.queue.stats(SERVICE_OPS).catch(() => undefined),
-    ]);
+    const services = deps.upstreams.status();
+    const stats = await deps.queue.stats(SERVICE_OPS).catch(() => undefined);
     return {
       version: deps.version,
       uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
       queue: { backend: deps.queue.backend, ok: stats !== undefined },
       services: Object.fromEntries(
-        SERVICE_OPS.map((op) => [op, { replicas: services[op] ?? [], queue: stats?.[op] ?? null }]),
+        SERVICE_OPS.map((op) => [op, { serving: isServing(services[op]), replicas: services[op], queue: stats?.[op] ?? null }]),
       ),
     };
   });
 }
+
+/** A service can take calls when one of its replicas reports SERVING and its circuit is closed. */
+const isServing = (replicas: readonly ReplicaStatus[]) => replicas.some((r) => r.health === 'SERVING' && r.breaker === 'closed');
 
 async function queueAnswers(queue: DurableQueue): Promise<boolean> {
   try {

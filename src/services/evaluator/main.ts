@@ -10,7 +10,10 @@ import { buildEvaluatorServer, evaluateExpression } from './server.js';
  * need: an unavailable one makes the task retry later with backoff, never fail.
  */
 export async function mainEvaluator(config: Config, logger: Logger): Promise<void> {
-  const upstreams = createUpstreams(config.targets);
+  const upstreams = createUpstreams(config.targets, {
+    ...config.breaker,
+    onBreakerChange: (op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
+  });
   const deps = { upstreams, logger, deadlineMs: config.deadlineMs };
   await runService({
     op: 'evaluate',

@@ -1,0 +1,159 @@
+/**
+ * The cases of the table. Each starts the processes it needs, checks one request by hand (the
+ * load generator only counts statuses), measures after a warm-up, checks the queue depth to
+ * prove which path the requests took, and stops everything it started.
+ */
+import { fileURLToPath } from 'node:url';
+import { SERVICE_OPS, type ServiceOp } from '../src/shared/operations.js';
+import { startRedis } from '../test/helpers/redis-server.js';
+import { freePorts } from '../test/helpers/ports.js';
+import { cpuSnapshot, otherCpuShare, serverCpuMs } from './cpu.js';
+import { depthOf, measureDrain, openBenchQueue } from './drain.js';
+import { runLoad, type LoadResult } from './load.js';
+import { httpOk, onCleanup, spawnProc, tempDir, waitUntil } from './procs.js';
+import type { Row } from './report.js';
+import { startSystem, type QueueLocation, type System } from './system.js';
+
+export interface CaseSettings {
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly connections: number;
+  readonly backlog: number;
+  readonly drainTimeoutS: number;
+  readonly logDir: string;
+}
+
+export type Backend = 'redis' | 'sqlite';
+export const EXPRESSION = '(6+7)*3 - 8/2';
+const BARE_SERVER = fileURLToPath(new URL('./bare-server.mjs', import.meta.url));
+
+type Measured = LoadResult & { readonly otherCpu: number; readonly cpuUsPerRequest: number };
+
+/** The measured run alone, with the share of the machine that other work took meanwhile. */
+async function measured(s: CaseSettings, url: string, jsonBody?: string): Promise<Measured> {
+  const before = cpuSnapshot();
+  const r = await runLoad({ url, durationS: s.durationS, connections: s.connections, jsonBody });
+  const after = cpuSnapshot();
+  return { ...r, otherCpu: otherCpuShare(before, after), cpuUsPerRequest: (serverCpuMs(before, after) * 1000) / Math.max(1, r.requests) };
+}
+
+async function measure(s: CaseSettings, url: string, jsonBody?: string): Promise<Measured> {
+  if (s.warmupS > 0) await runLoad({ url, durationS: s.warmupS, connections: s.connections, jsonBody });
+  return measured(s, url, jsonBody);
+}
+
+const loadRow = (label: string, r: Measured, note: string): Row =>
+  ({ label, rate: r.rps, unit: 'req/s', p50Ms: r.p50Ms, p99Ms: r.p99Ms, non2xx: r.non2xx, errors: r.errors, otherCpu: r.otherCpu, cpuUs: r.cpuUsPerRequest, note });
+
+async function expectStatus(url: string, status: number, init: RequestInit = {}): Promise<any> {
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+  const body = await response.json().catch(() => undefined);
+  if (response.status !== status) throw new Error(`${init.method ?? 'GET'} ${url}: expected ${status}, got ${response.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** A queue location for one case: a private redis-server (AOF everysec, as in production) or a fresh SQLite dir. */
+async function queueLocation(backend: Backend, s: CaseSettings): Promise<{ location: QueueLocation; stop: () => Promise<void> }> {
+  const dataDir = tempDir('calcmesh-bench-data-');
+  if (backend === 'sqlite') return { location: { dataDir }, stop: async () => undefined };
+  const redis = await startRedis({ appendonly: true, appendfsync: 'everysec' });
+  const unregister = onCleanup(() => redis.stop());
+  return {
+    location: { redisUrl: redis.url, dataDir },
+    stop: async () => {
+      unregister();
+      await redis.stop();
+    },
+  };
+}
+
+/** Runs `body` with a system and a queue handle of the benchmark's own; closes all of it whatever happens. */
+export async function withSystem<T>(
+  s: CaseSettings,
+  backend: Backend,
+  services: readonly ServiceOp[],
+  gateway: boolean,
+  body: (system: System, depth: (op: ServiceOp) => Promise<number>, queue: ReturnType<typeof openBenchQueue>) => Promise<T>,
+): Promise<T> {
+  const { location, stop } = await queueLocation(backend, s);
+  let system: System | undefined;
+  let queue: ReturnType<typeof openBenchQueue> | undefined;
+  try {
+    system = await startSystem({ queue: location, logDir: s.logDir, services, gateway });
+    queue = openBenchQueue(location);
+    const q = queue;
+    return await body(system, (op) => depthOf(q, op), q);
+  } finally {
+    await queue?.close().catch(() => undefined);
+    await system?.close();
+    await stop();
+  }
+}
+
+export async function bareCase(s: CaseSettings): Promise<Row> {
+  const [port] = await freePorts(1);
+  const proc = spawnProc('bare-server', process.execPath, [BARE_SERVER, String(port)], process.env, s.logDir);
+  try {
+    const url = `http://127.0.0.1:${port}/add/6/7`;
+    await waitUntil('the bare server', () => httpOk(url), proc);
+    return loadRow('1. bare node:http, same JSON (ceiling)', await measure(s, url), 'JSON.stringify + randomUUID per request');
+  } finally {
+    await proc.stop();
+  }
+}
+
+export async function directCase(s: CaseSettings): Promise<Row> {
+  return withSystem(s, 'sqlite', ['add'], true, async (system, depth) => {
+    const url = `${system.url}/add/6/7`;
+    const body = await expectStatus(url, 200);
+    if (body?.result !== 13) throw new Error(`GET /add/6/7 answered ${JSON.stringify(body)}`);
+    const before = await depth('add');
+    const r = await measure(s, url);
+    const queued = (await depth('add')) - before;
+    return loadRow('2. gateway direct GET /add/6/7', r, queued === 0 ? 'all answered directly (nothing queued)' : `${queued} requests were queued instead of answered`);
+  });
+}
+
+export async function queuedCase(s: CaseSettings, backend: Backend): Promise<Row> {
+  return withSystem(s, backend, [], true, async (system, depth) => {
+    const url = `${system.url}/add/6/7`;
+    const body = await expectStatus(url, 202);
+    if (body?.status !== 'queued') throw new Error(`expected a queued ticket, got ${JSON.stringify(body)}`);
+    if (s.warmupS > 0) await runLoad({ url, durationS: s.warmupS, connections: s.connections });
+    const before = await depth('add');
+    const r = await measured(s, url);
+    const stored = (await depth('add')) - before;
+    const label = `3. queued (add down → 202), ${backend === 'redis' ? 'Redis Streams' : 'SQLite'}`;
+    const extra = backend === 'redis' ? ', Redis AOF everysec' : ', WAL synchronous=NORMAL';
+    return loadRow(label, r, `${stored.toLocaleString('en-US')} tasks stored for ${r.requests.toLocaleString('en-US')} responses${extra}`);
+  });
+}
+
+export async function drainCase(s: CaseSettings, backend: Backend): Promise<Row> {
+  return withSystem(s, backend, [], false, async (system, _depth, queue) => {
+    const before = cpuSnapshot();
+    const d = await measureDrain({ system, queue, tasks: s.backlog, timeoutS: s.drainTimeoutS });
+    const after = cpuSnapshot();
+    const otherCpu = otherCpuShare(before, after);
+    const cpuUs = (serverCpuMs(before, after, { includeStarted: true }) * 1000) / Math.max(1, d.drained);
+    const label = `4. drain ${d.tasks.toLocaleString('en-US')} add tasks, ${backend === 'redis' ? 'Redis Streams' : 'SQLite'}`;
+    const outcome = d.timedOut ? `NOT EMPTY after ${s.drainTimeoutS} s (${d.drained} drained)` : `empty in ${(d.drainMs / 1000).toFixed(1)} s`;
+    const note = `${outcome}; service start-up ${Math.round(d.startupMs)} ms not counted; backlog written at ${Math.round(d.fillPerS).toLocaleString('en-US')}/s; ${d.check}`;
+    return { label, rate: d.tasksPerS, unit: 'tasks/s', otherCpu, cpuUs, note };
+  });
+}
+
+export async function evaluateCase(s: CaseSettings): Promise<Row> {
+  return withSystem(s, 'sqlite', SERVICE_OPS, true, async (system, depth) => {
+    const url = `${system.url}/v1/evaluate`;
+    const jsonBody = JSON.stringify({ expression: EXPRESSION });
+    const body = await expectStatus(url, 200, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jsonBody });
+    if (body?.result !== 35) throw new Error(`evaluate answered ${JSON.stringify(body)}`);
+    const before = await depth('evaluate');
+    const r = await measure(s, url, jsonBody);
+    const queued = (await depth('evaluate')) - before;
+    const note = `${EXPRESSION} = 35: 5 gRPC calls per request (gateway → evaluate → add, divide, multiply, subtract)${queued === 0 ? '' : `; ${queued} queued`}`;
+    return loadRow('5. evaluator POST /v1/evaluate', r, note);
+  });
+}
+

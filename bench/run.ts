@@ -1,0 +1,179 @@
+/**
+ * `npm run bench [-- options]`: the table of issue 8, every case measured in one run beside
+ * the ceiling of this machine (a bare node:http server), written to docs/benchmarks.md.
+ * Needs the compiled CLI (`npm run bench` builds first), wrk (or autocannon) and redis-server.
+ */
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { bareCase, directCase, drainCase, evaluateCase, queuedCase, type CaseSettings } from './cases.js';
+import { loadTool } from './load.js';
+import { FLAT_TOLERANCE_MB, memoryCase, type MemoryResult } from './memory.js';
+import { cleanupAll, installCleanupHandlers, isAborting, tempDir } from './procs.js';
+import { fmtRatio, machineInfo, renderMarkdown, renderText, type Ratio, type Report, type Row, type Target } from './report.js';
+import { SERVER_LOG_LEVEL } from './system.js';
+
+const CASES = ['bare', 'direct', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'memory'] as const;
+type CaseName = (typeof CASES)[number];
+
+const USAGE = `usage: npm run bench -- [options]
+  --duration S         seconds of measured load per case (default 5)
+  --warmup S           seconds of load before each measurement, not counted (default 1)
+  --connections N      wrk connections (default 64; one wrk thread)
+  --backlog N          tasks in the drain cases (default 100000)
+  --drain-timeout S    give up a drain after this long (default 60)
+  --memory             also the gateway's RSS over --memory-requests direct requests (takes minutes)
+  --memory-requests N  (default 1000000)
+  --cases a,b,…        only these: ${CASES.join(', ')} (docs are then not written unless --out is given)
+  --out FILE           where the Markdown goes (default docs/benchmarks.md)`;
+
+const { values: opts } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    connections: { type: 'string', default: '64' },
+    backlog: { type: 'string', default: '100000' },
+    'drain-timeout': { type: 'string', default: '60' },
+    memory: { type: 'boolean', default: false },
+    'memory-requests': { type: 'string', default: '1000000' },
+    cases: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opts.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+function positive(name: string, raw: string, allowZero = false): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
+    console.error(`--${name} must be a whole number${allowZero ? '' : ' above 0'}, got ${JSON.stringify(raw)}\n${USAGE}`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const selected = new Set<CaseName>(
+  opts.cases
+    ? opts.cases.split(',').map((c) => {
+        if (!(CASES as readonly string[]).includes(c)) {
+          console.error(`unknown case ${JSON.stringify(c)}\n${USAGE}`);
+          process.exit(2);
+        }
+        return c as CaseName;
+      })
+    : CASES.filter((c) => c !== 'memory' || opts.memory),
+);
+const outFile = opts.out ?? (opts.cases ? undefined : 'docs/benchmarks.md');
+const memoryRequests = positive('memory-requests', opts['memory-requests']);
+
+installCleanupHandlers();
+const settings: CaseSettings = {
+  durationS: positive('duration', opts.duration),
+  warmupS: positive('warmup', opts.warmup, true),
+  connections: positive('connections', opts.connections),
+  backlog: positive('backlog', opts.backlog),
+  drainTimeoutS: positive('drain-timeout', opts['drain-timeout']),
+  logDir: tempDir('calcmesh-bench-logs-'),
+};
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const rows = new Map<CaseName, Row>();
+let memory: MemoryResult | undefined;
+let failed = false;
+
+async function step(name: CaseName, label: string, body: () => Promise<Row>): Promise<void> {
+  if (!selected.has(name) || isAborting()) return;
+  log(`bench: ${label} …`);
+  const started = Date.now();
+  try {
+    const row = await body();
+    rows.set(name, row);
+    log(`bench: ${label}: ${row.unit === 'MB' ? `${row.rate?.toFixed(0)} MB` : `${Math.round(row.rate ?? 0)} ${row.unit}`} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  } catch (error) {
+    failed = true;
+    const message = error instanceof Error ? error.message : String(error);
+    rows.set(name, { label: `${label} (failed)`, unit: 'req/s', note: `FAILED: ${message.split('\n')[0]}` });
+    log(`bench: ${label} FAILED:\n${message}`);
+  }
+}
+
+const begun = Date.now();
+try {
+  await step('bare', 'bare node:http', () => bareCase(settings));
+  await step('direct', 'gateway direct path', () => directCase(settings));
+  await step('queued-redis', 'queued path, Redis', () => queuedCase(settings, 'redis'));
+  await step('queued-sqlite', 'queued path, SQLite', () => queuedCase(settings, 'sqlite'));
+  await step('drain-redis', 'drain, Redis', () => drainCase(settings, 'redis'));
+  await step('drain-sqlite', 'drain, SQLite', () => drainCase(settings, 'sqlite'));
+  await step('evaluate', 'evaluator path', () => evaluateCase(settings));
+  await step('memory', 'gateway memory', async () => {
+    memory = await memoryCase(settings, memoryRequests, rows.get('direct')?.rate, log);
+    return memory.row;
+  });
+} finally {
+  await cleanupAll();
+}
+
+const rate = (name: CaseName) => rows.get(name)?.rate;
+const div = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
+const ratios: Ratio[] = [
+  { label: 'direct ÷ bare', value: div(rate('direct'), rate('bare')) },
+  { label: 'queued (Redis) ÷ direct', value: div(rate('queued-redis'), rate('direct')) },
+  { label: 'queued (SQLite) ÷ direct', value: div(rate('queued-sqlite'), rate('direct')) },
+  { label: 'evaluator ÷ direct', value: div(rate('evaluate'), rate('direct')) },
+];
+const atLeast = (value: number | undefined, min: number) => (value === undefined ? undefined : value >= min);
+const tasks = (name: CaseName) => (rate(name) === undefined ? '—' : `${Math.round(rate(name)!).toLocaleString('en-US')} tasks/s`);
+const p99 = rows.get('direct')?.p99Ms;
+const targets: Target[] = [
+  { figure: 'direct path ÷ bare Node HTTP', target: '≥ 0.25', measured: fmtRatio(ratios[0]!.value), ok: atLeast(ratios[0]!.value, 0.25) },
+  { figure: 'direct path p99 at 64 connections', target: '≤ 20 ms', measured: p99 === undefined ? '—' : `${p99.toFixed(1)} ms`, ok: p99 === undefined ? undefined : p99 <= 20 },
+  { figure: 'queued path (Redis) ÷ direct path', target: '≥ 0.8', measured: fmtRatio(ratios[1]!.value), ok: atLeast(ratios[1]!.value, 0.8) },
+  { figure: 'queued path (SQLite) ÷ direct path', target: '≥ 0.8', measured: fmtRatio(ratios[2]!.value), ok: atLeast(ratios[2]!.value, 0.8) },
+  { figure: 'backlog drain, Redis', target: '≥ 20,000 tasks/s', measured: tasks('drain-redis'), ok: atLeast(rate('drain-redis'), 20_000) },
+  { figure: 'backlog drain, SQLite', target: '≥ 20,000 tasks/s', measured: tasks('drain-sqlite'), ok: atLeast(rate('drain-sqlite'), 20_000) },
+  {
+    figure: `gateway RSS after ${memoryRequests.toLocaleString('en-US')} requests`,
+    target: '≤ 150 MB, flat',
+    measured: memory ? `max ${memory.maxMB.toFixed(0)} MB, ${memory.lateGrowthMB >= 0 ? '+' : ''}${memory.lateGrowthMB.toFixed(1)} MB over the second half` : 'not run (npm run bench -- --memory)',
+    ok: memory ? memory.maxMB <= 150 && memory.flat : undefined,
+  },
+];
+
+const busiest = Math.max(0, ...[...rows.values()].map((r) => r.otherCpu ?? 0));
+const contention = busiest > 0.1
+  ? [`This run shared the machine: other processes took up to ${Math.round(busiest * 100)} % of the CPU during a case; rerun on a quiet machine before comparing with the targets.`]
+  : [];
+const args = process.argv.slice(2);
+const report: Report = {
+  command: `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
+  date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  machine: machineInfo(loadTool()),
+  settings:
+    `load: ${loadTool() === 'wrk' ? `wrk -t1 -c${settings.connections} --latency` : `autocannon -c ${settings.connections}`}, ` +
+    `${settings.durationS} s per case after a ${settings.warmupS} s warm-up; servers run with LOG_LEVEL=${SERVER_LOG_LEVEL}; ` +
+    `whole run ${Math.round((Date.now() - begun) / 1000)} s`,
+  rows: [...rows.values()],
+  ratios,
+  targets,
+  notes: [
+    ...contention,
+    `Every server is its own process, started from the compiled CLI (\`node bin/calcmesh.js gateway | service <op>\`) on free ports of 127.0.0.1, logging at ${SERVER_LOG_LEVEL} to a file; the load generator shares the same cores.`,
+    'Non-2xx counts every response outside 2xx (wrk counts 3xx with them); the expected 202s of the queued path are 2xx. Before measuring, each case checks one answer by hand (200 with result 13 or 35, or a 202 ticket), and the queue depth before and after shows that the direct cases queued nothing and that the queued cases stored one task per response.',
+    'Queued path: the add target points at a port nothing listens on, so every request first fails its gRPC call (UNAVAILABLE), then is stored durably and answered 202. The gateway logs one warn line per such request.',
+    'Drain: the backlog is written through the queue API (`enqueue`, 500 at a time), then `calcmesh service add` is started with its default drain concurrency; the rate counts from the moment it accepts connections to a depth of 0 (polled every 100 ms), and the first and last tickets are checked.',
+    'Server CPU µs/req: the CPU time of every server process of the case (gateway, services, Redis; not wrk, not the benchmark) during the measurement, per request or per drained task (for a drain, the service counts whole, start-up included, and the backlog writing is included for Redis). It is what a request costs, and moves much less than req/s when the machine is shared.',
+    "Others' CPU: the share of all cores that processes other than the benchmark's own used during the measurement (/proc/stat minus the benchmark's process tree). Above ~10 % the figures of that case are depressed by other work on the machine.",
+    `Memory: the direct path in chunks of ~100,000 requests, RSS from /proc/<pid>/status after each; flat means at most ${FLAT_TOLERANCE_MB} MB of growth over the second half of the run.`,
+  ],
+};
+
+console.log(`\n${renderText(report)}`);
+if (outFile) {
+  writeFileSync(resolve(outFile), renderMarkdown(report));
+  log(`\nbench: wrote ${outFile}`);
+}
+process.exit(failed ? 1 : 0);
