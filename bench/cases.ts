@@ -131,15 +131,11 @@ export async function queuedCase(s: CaseSettings, backend: Backend): Promise<Row
 
 export async function drainCase(s: CaseSettings, backend: Backend): Promise<Row> {
   return withSystem(s, backend, [], false, async (system, _depth, queue) => {
-    const before = cpuSnapshot();
     const d = await measureDrain({ system, queue, tasks: s.backlog, timeoutS: s.drainTimeoutS });
-    const after = cpuSnapshot();
-    const otherCpu = otherCpuShare(before, after);
-    const cpuUs = (serverCpuMs(before, after, { includeStarted: true }) * 1000) / Math.max(1, d.drained);
     const label = `4. drain ${d.tasks.toLocaleString('en-US')} add tasks, ${backend === 'redis' ? 'Redis Streams' : 'SQLite'}`;
     const outcome = d.timedOut ? `NOT EMPTY after ${s.drainTimeoutS} s (${d.drained} drained)` : `empty in ${(d.drainMs / 1000).toFixed(1)} s`;
     const note = `${outcome}; service start-up ${Math.round(d.startupMs)} ms not counted; backlog written at ${Math.round(d.fillPerS).toLocaleString('en-US')}/s; ${d.check}`;
-    return { label, rate: d.tasksPerS, unit: 'tasks/s', otherCpu, cpuUs, note };
+    return { label, rate: d.tasksPerS, unit: 'tasks/s', otherCpu: d.otherCpu, cpuUs: d.cpuUsPerTask, note };
   });
 }
 

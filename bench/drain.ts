@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createRedisQueue, createSqliteQueue, type DurableQueue, type NewTask } from '../src/queue/index.js';
 import type { ServiceOp } from '../src/shared/operations.js';
+import { cpuSnapshot, otherCpuShare, serverCpuMs } from './cpu.js';
 import { tcpAccepts } from './procs.js';
 import type { QueueLocation, System } from './system.js';
 
@@ -31,6 +32,10 @@ export interface DrainResult {
   readonly startupMs: number;
   readonly drainMs: number;
   readonly timedOut: boolean;
+  /** CPU time of the service (start-up included) and of Redis per drained task, in µs. */
+  readonly cpuUsPerTask: number;
+  /** Share of the machine that other work took while the backlog drained. */
+  readonly otherCpu: number;
   /** What the sample of completed tickets showed (first and last task). */
   readonly check: string;
 }
@@ -61,6 +66,7 @@ export async function measureDrain(options: {
   const stored = await depthOf(queue, 'add');
   if (stored !== tasks) throw new Error(`enqueued ${tasks} tasks but the depth is ${stored}`);
 
+  const cpuBefore = cpuSnapshot();
   const spawned = performance.now();
   const service = system.startService('add');
   service.catch(() => undefined); // awaited below; a failed start must not be an unhandled rejection meanwhile
@@ -76,6 +82,7 @@ export async function measureDrain(options: {
     depth = await depthOf(queue, 'add');
   }
   const ended = performance.now();
+  const cpuAfter = cpuSnapshot();
   await service;
   const from = listening ?? spawned;
   const drained = tasks - depth;
@@ -88,6 +95,8 @@ export async function measureDrain(options: {
     startupMs: from - spawned,
     drainMs,
     timedOut: depth > 0,
+    cpuUsPerTask: (serverCpuMs(cpuBefore, cpuAfter, { includeStarted: true }) * 1000) / Math.max(1, drained),
+    otherCpu: otherCpuShare(cpuBefore, cpuAfter),
     check: await checkTickets(queue, [ids[0]!, ids[ids.length - 1]!], [0, tasks - 1]),
   };
 }

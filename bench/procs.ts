@@ -73,9 +73,10 @@ export function installCleanupHandlers(): void {
   });
 }
 
-export function tempDir(prefix: string): string {
+/** A new directory under the OS's temp dir, removed at the end unless `keep`. */
+export function tempDir(prefix: string, keep = false): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.add(dir);
+  if (!keep) tempDirs.add(dir);
   return dir;
 }
 

@@ -25,7 +25,8 @@ const USAGE = `usage: npm run bench -- [options]
   --memory             also the gateway's RSS over --memory-requests direct requests (takes minutes)
   --memory-requests N  (default 1000000)
   --cases a,b,…        only these: ${CASES.join(', ')} (docs are then not written unless --out is given)
-  --out FILE           where the Markdown goes (default docs/benchmarks.md)`;
+  --out FILE           where the Markdown goes (default docs/benchmarks.md)
+  --keep-logs          keep the servers' log files (their directory is printed)`;
 
 const { values: opts } = parseArgs({
   options: {
@@ -38,6 +39,7 @@ const { values: opts } = parseArgs({
     'memory-requests': { type: 'string', default: '1000000' },
     cases: { type: 'string' },
     out: { type: 'string' },
+    'keep-logs': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -76,8 +78,9 @@ const settings: CaseSettings = {
   connections: positive('connections', opts.connections),
   backlog: positive('backlog', opts.backlog),
   drainTimeoutS: positive('drain-timeout', opts['drain-timeout']),
-  logDir: tempDir('calcmesh-bench-logs-'),
+  logDir: tempDir('calcmesh-bench-logs-', opts['keep-logs']),
 };
+if (opts['keep-logs']) process.stderr.write(`bench: server logs in ${settings.logDir}\n`);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const rows = new Map<CaseName, Row>();
@@ -163,9 +166,9 @@ const report: Report = {
     ...contention,
     `Every server is its own process, started from the compiled CLI (\`node bin/calcmesh.js gateway | service <op>\`) on free ports of 127.0.0.1, logging at ${SERVER_LOG_LEVEL} to a file; the load generator shares the same cores.`,
     'Non-2xx counts every response outside 2xx (wrk counts 3xx with them); the expected 202s of the queued path are 2xx. Before measuring, each case checks one answer by hand (200 with result 13 or 35, or a 202 ticket), and the queue depth before and after shows that the direct cases queued nothing and that the queued cases stored one task per response.',
-    'Queued path: the add target points at a port nothing listens on, so every request first fails its gRPC call (UNAVAILABLE), then is stored durably and answered 202. The gateway logs one warn line per such request.',
+    'Queued path: the add target points at a port nothing listens on. The first calls fail (UNAVAILABLE) and open the circuit breaker of that replica; from then on a request is not attempted, it is stored durably and answered 202. The gateway logs one warn line per such request (to a file here).',
     'Drain: the backlog is written through the queue API (`enqueue`, 500 at a time), then `calcmesh service add` is started with its default drain concurrency; the rate counts from the moment it accepts connections to a depth of 0 (polled every 100 ms), and the first and last tickets are checked.',
-    'Server CPU µs/req: the CPU time of every server process of the case (gateway, services, Redis; not wrk, not the benchmark) during the measurement, per request or per drained task (for a drain, the service counts whole, start-up included, and the backlog writing is included for Redis). It is what a request costs, and moves much less than req/s when the machine is shared.',
+    'Server CPU µs/req: the CPU time of every server process of the case (gateway, services, Redis; not wrk, not the benchmark) during the measurement, per request or per drained task (for a drain: the service, start-up included, and Redis, from the start of the service to the empty queue). It is what a request costs, and moves much less than req/s when the machine is shared.',
     "Others' CPU: the share of all cores that processes other than the benchmark's own used during the measurement (/proc/stat minus the benchmark's process tree). Above ~10 % the figures of that case are depressed by other work on the machine.",
     `Memory: the direct path in chunks of ~100,000 requests, RSS from /proc/<pid>/status after each; flat means at most ${FLAT_TOLERANCE_MB} MB of growth over the second half of the run.`,
   ],

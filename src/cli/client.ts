@@ -1,3 +1,4 @@
+import { styleText } from 'node:util';
 /**
  * The client commands: `call`, `eval`, `results`, `status`. Exit codes: 0 done, 2 queued
  * (a ticket was issued), 1 error. `--json` prints the gateway's answer as it came.
@@ -10,6 +11,12 @@ export interface ClientOptions {
 }
 
 export const EXIT = { done: 0, error: 1, queued: 2 } as const;
+
+/** Colour only for a person at a terminal, and never with NO_COLOR set. */
+const colourful = process.stdout.isTTY === true && !process.env.NO_COLOR;
+const paint = (text: string, colour: 'green' | 'red' | 'yellow' | 'dim') => (colourful ? styleText(colour, text) : text);
+const healthColour = (value: string) =>
+  value === 'SERVING' || value === 'closed' ? paint(value, 'green') : value === 'half-open' ? paint(value, 'yellow') : paint(value, 'red');
 
 type Out = (line: string) => void;
 
@@ -35,13 +42,13 @@ async function answer(options: ClientOptions, out: Out, reply: { status: number;
   }
   if (options.json) out(JSON.stringify(body));
   if (status >= 400) {
-    if (!options.json) out(`error ${status} ${body.error?.code ?? ''}: ${body.error?.message ?? JSON.stringify(body)}`);
+    if (!options.json) out(`${paint('error', 'red')} ${status} ${body.error?.code ?? ''}: ${body.error?.message ?? JSON.stringify(body)}`);
     return EXIT.error;
   }
   const state = body.status === 'queued' ? 'queued' : body.status === 'failed' ? 'failed' : 'done';
   if (!options.json) {
-    if (state === 'queued') out(`queued   ticket ${body.id} (the service is unavailable; fetch later with: calcmesh results)`);
-    else if (state === 'failed') out(`failed   ${body.error?.code}: ${body.error?.message}   (ticket ${body.id})`);
+    if (state === 'queued') out(`${paint('queued', 'yellow')}   ticket ${body.id} (the service is unavailable; fetch later with: calcmesh results)`);
+    else if (state === 'failed') out(`${paint('failed', 'red')}   ${body.error?.code}: ${body.error?.message}   (ticket ${body.id})`);
     else out(`${body.result}`);
   }
   return state === 'queued' ? EXIT.queued : state === 'failed' ? EXIT.error : EXIT.done;
@@ -99,13 +106,18 @@ export async function statusCommand(options: ClientOptions, out: Out) {
         rows.push([op, replica.target, replica.health, replica.breaker ?? '-', String(service.queue?.depth ?? '?'), `${service.queue?.oldestAgeMs ?? '?'} ms`]);
       }
     }
-    out(table(['service', 'replica', 'health', 'breaker', 'queued', 'oldest'], rows));
+    out(table(['service', 'replica', 'health', 'circuit', 'queued', 'oldest'], rows, [2, 3]));
   }
   return EXIT.done;
 }
 
-export function table(header: string[], rows: string[][]): string {
+/** Aligned columns; the cells of `coloured` columns are painted after padding, so colour never skews the widths. */
+export function table(header: string[], rows: string[][], coloured: number[] = []): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  const line = (cells: string[], paintCells: boolean) =>
+    cells.map((c, i) => {
+      const padded = c.padEnd(widths[i]!);
+      return paintCells && coloured.includes(i) ? padded.replace(c, healthColour(c)) : padded;
+    }).join('  ').trimEnd();
+  return [line(header, false), ...rows.map((r) => line(r, true))].join('\n');
 }

@@ -65,7 +65,7 @@ export function buildProgram(): Command {
     .action((flags) => {
       const env = envFrom(flags);
       const config = loadConfig(env); // fail fast on a bad setting, before starting six processes
-      const supervisor = supervise({ entry: ENTRY, env, components: localComponents(config, env) });
+      const supervisor = supervise({ entry: ENTRY, env, components: localComponents(config, env), pretty: process.stdout.isTTY === true });
       let stopping = false;
       const stop = () => {
         if (stopping) return;

@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { prettyFactory } from 'pino-pretty';
 import type { Config } from '../shared/config.js';
 import { SERVICE_OPS } from '../shared/operations.js';
 
@@ -44,6 +45,21 @@ export interface SupervisorOptions {
   readonly out?: (line: string) => void;
   readonly stopTimeoutMs?: number;
   readonly maxBackoffMs?: number;
+  /** Print the children's JSON log lines for a person (on a terminal); JSON as it came otherwise. */
+  readonly pretty?: boolean;
+}
+
+/** pino-pretty's formatter, one line at a time; anything that is not a JSON log line passes as is. */
+function prettyLines(): (line: string) => string {
+  const format = prettyFactory({ colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,component', singleLine: true });
+  return (line) => {
+    if (!line.startsWith('{')) return line;
+    try {
+      return format(JSON.parse(line)).trimEnd();
+    } catch {
+      return line;
+    }
+  };
 }
 
 const INITIAL_BACKOFF_MS = 250;
@@ -52,6 +68,7 @@ const STABLE_AFTER_MS = 10_000;
 
 export function supervise(options: SupervisorOptions): { stop(): Promise<void> } {
   const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const readable = options.pretty ? prettyLines() : (line: string) => line;
   const width = Math.max(...options.components.map((c) => c.name.length));
   const say = (name: string, line: string) => out(`${name.padEnd(width)} | ${line}`);
   const maxBackoffMs = options.maxBackoffMs ?? 10_000;
@@ -68,7 +85,7 @@ export function supervise(options: SupervisorOptions): { stop(): Promise<void> }
       });
       state.child = child;
       for (const stream of [child.stdout!, child.stderr!]) {
-        createInterface({ input: stream }).on('line', (line) => say(component.name, line));
+        createInterface({ input: stream }).on('line', (line) => say(component.name, readable(line)));
       }
       child.on('exit', (code, signal) => {
         state.child = undefined;

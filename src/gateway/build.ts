@@ -20,11 +20,14 @@ import { VERSION } from '../shared/version.js';
 import { dashboardRoutes } from '../dashboard/index.js';
 import { createActivityLog } from './activity.js';
 import { installOpenApi } from './openapi.js';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 
 export interface GatewayDeps {
   readonly upstreams: Upstreams;
   readonly queue: DurableQueue;
   readonly logger: Logger;
+  /** Created here when absent (then gRPC calls and circuits are not measured). */
+  readonly metrics?: GatewayMetrics;
 }
 
 export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'>;
@@ -47,7 +50,9 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   installErrorHandling(app, deps.logger);
   installCallerIdentity(app, config.apiKeys);
   await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
+  const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue });
   app.addHook('onResponse', async (request, reply) => {
+    metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     deps.logger.info(
       { reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 },
       'request',
@@ -55,8 +60,10 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   });
 
   const activity = createActivityLog();
-  const dispatcher = createDispatcher({ upstreams: deps.upstreams, queue: deps.queue, deadlineMs: config.deadlineMs, logger: deps.logger, precheck, activity });
-  app.get('/v1/activity', async () => ({ requests: activity.latest() }));
+  const dispatcher = createDispatcher({ upstreams: deps.upstreams, queue: deps.queue, deadlineMs: config.deadlineMs, logger: deps.logger, precheck, activity, metrics });
+  app.get('/v1/activity', { schema: { tags: ['operate'], summary: 'the latest requests this gateway handled' } }, async () => ({ requests: activity.latest() }));
+  app.get('/metrics', { schema: { tags: ['operate'], summary: 'Prometheus metrics' } }, async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   dashboardRoutes(app);
   healthRoutes(app, { queue: deps.queue, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now() });
   resultRoutes(app, deps.queue);

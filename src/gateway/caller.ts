@@ -26,7 +26,7 @@ export function requestIdFrom(headers: Record<string, string | string[] | undefi
 }
 
 /** Routes anyone may call even when API keys are required. */
-const PUBLIC_PATHS = /^\/(healthz|readyz|metrics|docs(\/.*)?|openapi\.json)?$/;
+const PUBLIC_PATHS = /^\/(healthz|readyz|metrics|docs(\/.*)?|openapi\.json|dashboard\/[\w.-]+)?$/;
 
 export function installCallerIdentity(app: FastifyInstance, apiKeys: ReadonlyMap<string, string>): void {
   app.decorateRequest('client', ANONYMOUS);

@@ -18,6 +18,7 @@ import type { ArithmeticOp } from '../shared/operations.js';
 import type { DurableQueue, NewTask, Ticket } from '../queue/types.js';
 import { isUpstreamUnavailable, type Upstreams } from '../upstream/index.js';
 import type { ActivityLog } from './activity.js';
+import type { GatewayMetrics } from './metrics.js';
 
 export type Job =
   | { readonly operation: ArithmeticOp; readonly num1: number; readonly num2: number }
@@ -44,6 +45,7 @@ export interface DispatcherDeps {
   readonly keyWaitMs?: number;
   /** Where the dashboard reads the latest requests from. */
   readonly activity?: ActivityLog;
+  readonly metrics?: Pick<GatewayMetrics, 'queued'>;
 }
 
 export function createDispatcher(deps: DispatcherDeps) {
@@ -66,6 +68,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       logger.error({ reqId: caller.requestId, err: error }, 'service and queue both unavailable; request not accepted');
       throw new CalcError('UNAVAILABLE', `the ${job.operation} service is unavailable and the request could not be queued; nothing was accepted, retry later`);
     }
+    deps.metrics?.queued(job.operation);
     logger.info({ reqId: caller.requestId, id, operation: job.operation }, 'service unavailable; request queued');
     return { kind: 'queued', id };
   }

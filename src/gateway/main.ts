@@ -2,17 +2,16 @@ import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { onShutdown } from '../shared/lifecycle.js';
 import { openQueue } from '../queue/index.js';
-import { createUpstreams } from '../upstream/index.js';
+import { createGatewayMetrics } from './metrics.js';
+import { connectUpstreams } from './upstreams.js';
 import { buildGateway } from './build.js';
 
 /** `calcmesh gateway`: the only place the gateway binds an address. */
 export async function mainGateway(config: Config, logger: Logger): Promise<void> {
   const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
-  const upstreams = createUpstreams(config.targets, {
-    ...config.breaker,
-    onBreakerChange: (op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
-  });
-  const app = await buildGateway(config, { queue, upstreams, logger });
+  const metrics = createGatewayMetrics({ queue });
+  const upstreams = connectUpstreams(config, logger, metrics);
+  const app = await buildGateway(config, { queue, upstreams, logger, metrics });
   await app.listen({ host: config.gateway.host, port: config.gateway.port });
   logger.info({ address: `http://${config.gateway.host}:${config.gateway.port}`, queue: queue.backend }, 'gateway listening');
   onShutdown(logger, async () => {

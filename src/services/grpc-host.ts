@@ -86,7 +86,9 @@ export function createServiceHost(options: ServiceHostOptions): ServiceHost {
  * Adapts a promise handler to grpc-js: request id and deadline in, CalcError out as its gRPC
  * status. An unexpected exception is INTERNAL with a generic message (the stack goes to the log).
  */
-export function unary<Req, Res>(name: string, handler: UnaryHandler<Req, Res>, logger: Logger) {
+export type CallObserver = (rpc: string, outcome: string, seconds: number) => void;
+
+export function unary<Req, Res>(name: string, handler: UnaryHandler<Req, Res>, logger: Logger, observe?: CallObserver) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const requestId = firstString(call.metadata, REQUEST_ID_KEY) ?? '';
     const deadlineValue = call.getDeadline();
@@ -94,18 +96,22 @@ export function unary<Req, Res>(name: string, handler: UnaryHandler<Req, Res>, l
     const context: CallContext = { requestId, deadline: Number.isFinite(deadline) ? deadline : Infinity };
     const started = performance.now();
     const done = (error: unknown, response?: Res) => {
-      const ms = Math.round((performance.now() - started) * 1000) / 1000;
+      const elapsed = performance.now() - started;
+      const ms = Math.round(elapsed * 1000) / 1000;
       if (error === undefined) {
         logger.info({ reqId: requestId, rpc: name, ms }, 'rpc ok');
+        observe?.(name, 'OK', elapsed / 1000);
         callback(null, response);
         return;
       }
       if (error instanceof CalcError) {
         logger.info({ reqId: requestId, rpc: name, ms, code: error.code }, error.message);
+        observe?.(name, error.code, elapsed / 1000);
         callback({ code: error.grpcStatus, details: error.message, metadata: codeMetadata(error) });
         return;
       }
       logger.error({ reqId: requestId, rpc: name, err: error }, 'unexpected error in handler');
+      observe?.(name, 'INTERNAL', elapsed / 1000);
       callback({ code: GrpcStatus.INTERNAL, details: 'internal error' });
     };
     try {

@@ -10,12 +10,14 @@ import type { ServiceOp } from '../shared/operations.js';
 import { openQueue, startConsumer } from '../queue/index.js';
 import type { ClaimedTask, Outcome } from '../queue/types.js';
 import type { ServiceHost } from './grpc-host.js';
+import { serveMetrics, type ServiceMetrics } from './metrics.js';
 
 export interface RunServiceOptions {
   readonly op: ServiceOp;
   readonly config: Config;
   readonly logger: Logger;
   readonly host: ServiceHost;
+  readonly metrics: ServiceMetrics;
   readonly port: number;
   readonly handle: (task: ClaimedTask) => Outcome | Promise<Outcome>;
   readonly isRetryable?: (error: unknown) => boolean;
@@ -28,19 +30,35 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   logger.info({ op, host: config.service.host, port: bound }, `${op} service listening`);
 
   const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  const metricsPort = config.service.metricsPort ?? (bound + 1000 <= 65535 ? bound + 1000 : -1);
+  const metricsServer = metricsPort >= 0 ? serveMetrics(options.metrics, config.service.host, metricsPort, logger) : undefined;
+  const handle = options.handle;
+  const isRetryable = options.isRetryable ?? (() => false);
   const consumer = startConsumer({
     queue,
     operation: op,
     consumer: `${op}-${hostname()}-${process.pid}`,
     concurrency: config.drainConcurrency,
     leaseMs: config.leaseMs,
-    handler: options.handle,
-    isRetryable: options.isRetryable ?? (() => false),
+    // Counted here rather than in the loop: the handler's answer is the drain's outcome.
+    handler: async (task) => {
+      try {
+        const outcome = await handle(task);
+        options.metrics.drained(outcome.ok ? 'done' : 'failed');
+        return outcome;
+      } catch (error) {
+        if (isRetryable(error)) options.metrics.retried();
+        else options.metrics.drained('failed');
+        throw error;
+      }
+    },
+    isRetryable,
     logger,
   });
 
   onShutdown(logger, async () => {
     await host.shutdown({ graceMs: config.service.drainGraceMs });
+    metricsServer?.close();
     await consumer.stop();
     await queue.close();
     options.onStop?.();

@@ -15,6 +15,8 @@ export interface Config {
     readonly port: number | undefined;
     /** After reporting NOT_SERVING on a planned stop, how long to keep serving while callers move away. */
     readonly drainGraceMs: number;
+    /** The service's /metrics port; undefined means its gRPC port + 1000, -1 turns it off. */
+    readonly metricsPort: number | undefined;
   };
   readonly redisUrl: string | undefined;
   readonly dataDir: string;
@@ -53,6 +55,7 @@ export function loadConfig(env: Env): Config {
       host: env.CALC_SERVICE_HOST || '0.0.0.0',
       port: env.CALC_SERVICE_PORT ? int(env, 'CALC_SERVICE_PORT', 0, 0, 65535) : undefined,
       drainGraceMs: int(env, 'CALC_DRAIN_GRACE_MS', 500, 0, 60_000),
+      metricsPort: env.CALC_METRICS_PORT ? int(env, 'CALC_METRICS_PORT', 0, -1, 65535) : undefined,
     },
     redisUrl: env.CALC_REDIS_URL || undefined,
     dataDir: env.CALC_DATA_DIR || './data',

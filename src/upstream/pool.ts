@@ -31,6 +31,8 @@ export interface ResilienceOptions {
   /** Follow each replica with grpc.health.v1 Watch (default true). */
   readonly watchHealth?: boolean;
   readonly onBreakerChange?: (op: ServiceOp, target: string, state: BreakerState, previous: BreakerState) => void;
+  /** Called after every attempt with its outcome: `OK` or the calcmesh error code. */
+  readonly onCall?: (op: ServiceOp, target: string, outcome: string, seconds: number) => void;
   readonly now?: () => number;
 }
 
@@ -112,6 +114,8 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
 
   async function attemptOn<T>(replica: Replica, attempt: (client: TargetClient) => Promise<T>): Promise<T> {
     replica.inFlight++;
+    const started = performance.now();
+    let outcome = 'OK';
     try {
       const value = await attempt(replica.client);
       replica.breaker.success();
@@ -120,9 +124,11 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
       // Only availability counts against a replica: an argument or domain error is an answer.
       if (isUpstreamUnavailable(error)) replica.breaker.failure();
       else replica.breaker.success();
+      outcome = (error as { code?: string }).code ?? 'INTERNAL';
       throw error;
     } finally {
       replica.inFlight--;
+      options.onCall?.(op, replica.target, outcome, (performance.now() - started) / 1000);
     }
   }
 

@@ -48,6 +48,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     CALC_GATEWAY_HOST: '127.0.0.1',
     CALC_GATEWAY_PORT: String(gatewayPort),
     CALC_SERVICE_HOST: '127.0.0.1',
+    CALC_METRICS_PORT: '0',
     CALC_REDIS_URL: options.redisUrl ?? '',
     CALC_DATA_DIR: dataDir ?? '',
     LOG_LEVEL: 'info',

@@ -7,7 +7,8 @@ import { openQueue } from '../../src/queue/index.js';
 import type { DurableQueue } from '../../src/queue/types.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { ServiceOp } from '../../src/shared/operations.js';
-import { createUpstreams } from '../../src/upstream/index.js';
+import { createGatewayMetrics } from '../../src/gateway/metrics.js';
+import { connectUpstreams } from '../../src/gateway/upstreams.js';
 
 export interface TestGateway {
   readonly url: string;
@@ -26,10 +27,12 @@ export async function startGateway(options: {
 }): Promise<TestGateway> {
   const dir = options.redisUrl || options.queue ? undefined : mkdtempSync(join(tmpdir(), 'calcmesh-gw-'));
   const queue = options.queue ?? openQueue({ redisUrl: options.redisUrl, dataDir: dir ?? '', resultTtlS: 3600, maxDeliveries: 5 });
-  const upstreams = createUpstreams(options.targets);
+  const logger = silentLogger();
+  const metrics = createGatewayMetrics({ queue, defaultMetrics: false });
+  const upstreams = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
   const app = await buildGateway(
     { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})) },
-    { queue, upstreams, logger: silentLogger() },
+    { queue, upstreams, logger, metrics },
   );
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();

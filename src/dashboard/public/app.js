@@ -36,6 +36,7 @@ function showOffline() {
     (last ? `; the figures below are from ${formatTime(last)}.` : '.');
   banner.hidden = false;
   services.stale();
+  setBadge($('queue-backend'), 'neutral', 'unknown');
 }
 
 // --- the API key, when the gateway asks for one ------------------------------------------------
@@ -43,6 +44,7 @@ const keyForm = $('key-form');
 let askedForKey = false;
 onUnauthorized(() => {
   if (!keyForm.hidden) return;
+  if (apiKey()) $('key-note').textContent = 'The gateway did not accept the API key of this tab: enter another one.';
   keyForm.hidden = false;
   // Move focus only the first time, never again on every poll.
   if (!askedForKey) $('api-key').focus();

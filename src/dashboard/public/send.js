@@ -7,7 +7,7 @@ const SYMBOL = { add: '+', subtract: '−', multiply: '×', divide: '÷' };
 const LONG_POLL_S = 5;
 const SHOWN = 8;
 
-/** Tickets this page was given, by id: { id, label, status, result?, error?, sentAt, doneAt? }. */
+/** Tickets this page was given, by id: { id, label, status, result?, error?, sentAt, queuedMs? }. */
 const tickets = new Map();
 const listeners = new Set();
 
@@ -21,6 +21,7 @@ export function createSendPanel({ opForm, exprForm, status, result, detail, list
   const show = (tone, badge, value, text) => {
     setBadge(status, tone, badge);
     result.textContent = value;
+    result.classList.toggle('pending', value === '…' || value === '—');
     detail.textContent = text;
   };
 
@@ -124,7 +125,9 @@ async function check(ticket, waitS) {
   if (reply.status !== 200) return false;
   const body = reply.body;
   if (body.status === 'done' || body.status === 'failed') {
-    Object.assign(ticket, { status: body.status, result: body.result, error: body.error, doneAt: Date.now() });
+    // The gateway's own timestamps, so that the time shown is the ticket's, not this page's polling.
+    const queuedMs = Date.parse(body.completedAt) - Date.parse(body.createdAt);
+    Object.assign(ticket, { status: body.status, result: body.result, error: body.error, queuedMs: Number.isFinite(queuedMs) ? queuedMs : undefined });
     changed(ticket);
   }
   return true;
@@ -145,4 +148,4 @@ function renderTickets(list) {
   }));
 }
 
-const seconds = (ticket) => `${(((ticket.doneAt ?? Date.now()) - ticket.sentAt) / 1000).toFixed(1)} s`;
+const seconds = (ticket) => `${((ticket.queuedMs ?? Date.now() - ticket.sentAt) / 1000).toFixed(1)} s`;

@@ -32,8 +32,8 @@ function createCard(op) {
   const replicas = el('ul', { class: 'replicas', 'aria-label': `${op} replicas` });
   const depth = el('dd', { 'data-testid': `queue-depth-${op}` }, '–');
   const age = el('dd', { 'data-testid': `queue-age-${op}` }, '–');
-  const inFlight = el('dd', { 'data-testid': `queue-inflight-${op}` }, '–');
-  const dead = el('dd', { 'data-testid': `queue-dead-${op}` }, '–');
+  const inFlight = el('span', { class: 'count', 'data-testid': `queue-inflight-${op}` }, '–');
+  const dead = el('span', { class: 'count', 'data-testid': `queue-dead-${op}` }, '–');
   const history = [];
   const spark = createSparkline(HISTORY, (samples) => {
     const known = samples.filter((v) => typeof v === 'number');
@@ -46,12 +46,12 @@ function createCard(op) {
   element.append(
     el('header', { class: 'svc-head' }, title, state),
     replicas,
-    el('dl', { class: 'queue' },
-      el('div', {}, el('dt', {}, 'queued'), depth),
-      el('div', {}, el('dt', {}, 'oldest'), age),
-      el('div', {}, el('dt', {}, 'in flight'), inFlight),
-      el('div', {}, el('dt', {}, 'dead letters'), dead)),
-    el('div', { class: 'spark-wrap' }, spark.element, el('span', { class: 'muted spark-caption', 'aria-hidden': 'true' }, 'queued, last 60 s')),
+    el('div', { class: 'svc-queue' },
+      el('dl', { class: 'queue' },
+        el('div', {}, el('dt', {}, 'queued'), depth),
+        el('div', {}, el('dt', {}, 'oldest'), age)),
+      el('div', { class: 'spark-wrap' }, spark.element, el('span', { class: 'spark-caption muted', 'aria-hidden': 'true' }, 'last 60 s'))),
+    el('p', { class: 'svc-foot muted' }, inFlight, ' in flight · ', dead, ' dead letters'),
   );
 
   let lastReplicas = '';

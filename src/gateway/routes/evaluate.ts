@@ -9,16 +9,19 @@ import { queuedSchema, sendAnswer } from './operations.js';
 export function evaluateRoutes(app: FastifyInstance, dispatcher: ReturnType<typeof createDispatcher>): void {
   app.post<{ Body: { expression: string } }>('/v1/evaluate', {
     schema: {
+      tags: ['compute'],
+      summary: 'Compute a whole expression through the arithmetic services',
+      description: 'Numbers, + - * /, unary minus, parentheses; at most 4,096 characters and nesting depth 64. Parsed here first: a malformed expression is a 400 naming the position, never sent or queued.',
       body: {
         type: 'object',
         required: ['expression'],
         properties: { expression: { type: 'string', maxLength: 4096, examples: ['(6+7)*3 - 8/2'] } },
       },
       response: {
-        200: { type: 'object', properties: { expression: { type: 'string' }, result: { type: 'number' }, id: { type: 'string' } } },
+        200: { description: 'the evaluator answered', type: 'object', properties: { expression: { type: 'string' }, result: { type: 'number' }, id: { type: 'string' } } },
         202: queuedSchema,
-        '4xx': errorResponseSchema,
-        '5xx': errorResponseSchema,
+        '4xx': { ...errorResponseSchema, description: 'INVALID_ARGUMENT (400), DOMAIN_ERROR (422), PAYLOAD_TOO_LARGE (413), UNAUTHENTICATED (401), CONFLICT (409), RATE_LIMITED (429)' },
+        '5xx': { ...errorResponseSchema, description: 'UNAVAILABLE (503): the evaluator and the queue are both unavailable' },
       },
     },
   }, async (request, reply) => {

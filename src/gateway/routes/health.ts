@@ -12,10 +12,10 @@ export interface HealthDeps {
 
 /** Liveness, readiness and the status document behind the dashboard and `calcmesh status`. */
 export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: { tags: ['operate'], summary: 'liveness: 200 while the process runs' } }, async () => ({ status: 'ok' }));
 
   // Ready when a request can be accepted one way or the other: the queue takes what services cannot.
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { schema: { tags: ['operate'], summary: 'readiness: 200 when a request can be accepted (the queue answers, or every service serves)' } }, async (_request, reply) => {
     const queueOk = await queueAnswers(deps.queue);
     const services = deps.upstreams.status();
     const allServing = Object.values(services).every(isServing);
@@ -29,7 +29,7 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
     });
   });
 
-  app.get('/v1/status', async () => {
+  app.get('/v1/status', { schema: { tags: ['operate'], summary: 'services, replicas, circuits and queues' } }, async () => {
     const services = deps.upstreams.status();
     const stats = await deps.queue.stats(SERVICE_OPS).catch(() => undefined);
     return {

@@ -9,6 +9,7 @@ import { errorResponseSchema } from '../errors.js';
 type Dispatcher = ReturnType<typeof createDispatcher>;
 
 export const queuedSchema = {
+  description: 'the service is unavailable; the request is stored durably (Location: /v1/results/{id})',
   type: 'object',
   properties: { id: { type: 'string' }, status: { type: 'string', enum: ['queued'] }, message: { type: 'string' } },
 } as const;
@@ -17,6 +18,9 @@ export const queuedSchema = {
 export function operationRoutes(app: FastifyInstance, dispatcher: Dispatcher): void {
   app.get<{ Params: { op: string; a: string; b: string } }>('/:op/:a/:b', {
     schema: {
+      tags: ['compute'],
+      summary: 'Compute one operation (the original routes, plus divide)',
+      description: 'Forwards to the operation\'s gRPC service. When the service is unavailable the request is stored durably and answered 202 with a ticket; argument and domain errors are answered at once and never queued. Send `Idempotency-Key` to make a retry safe.',
       params: {
         type: 'object',
         properties: {
@@ -27,12 +31,14 @@ export function operationRoutes(app: FastifyInstance, dispatcher: Dispatcher): v
       },
       response: {
         200: {
+          description: 'the service answered',
           type: 'object',
           properties: { operation: { type: 'string' }, result: { type: 'number' }, id: { type: 'string' } },
+          examples: [{ operation: 'add', result: 13, id: '9f4e469a-b955-4cac-b069-e946017a9e38' }],
         },
         202: queuedSchema,
-        '4xx': errorResponseSchema,
-        '5xx': errorResponseSchema,
+        '4xx': { ...errorResponseSchema, description: 'INVALID_ARGUMENT (400), DOMAIN_ERROR (422), UNAUTHENTICATED (401), CONFLICT (409), RATE_LIMITED (429)' },
+        '5xx': { ...errorResponseSchema, description: 'UNAVAILABLE (503): the service and the queue are both unavailable; UPSTREAM_ERROR (502)' },
       },
     },
     // The op is validated by hand so that an unknown one is INVALID_ARGUMENT, as the contract says.

@@ -26,12 +26,18 @@ export const ticketSchema = {
 export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
   app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/v1/results/:id', {
     schema: {
+      tags: ['results'],
+      summary: 'One ticket: queued, done or failed',
       params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } },
       querystring: {
         type: 'object',
         properties: { wait: { type: 'string', pattern: '^\\d{1,2}(\\.\\d+)?$', description: `seconds to hold the request until the ticket completes (at most ${MAX_WAIT_S})` } },
       },
-      response: { 200: ticketSchema, '4xx': errorResponseSchema, '5xx': errorResponseSchema },
+      response: {
+        200: { ...ticketSchema, description: 'the ticket' },
+        '4xx': { ...errorResponseSchema, description: 'NOT_FOUND (404): unknown, expired or another client\'s ticket' },
+        '5xx': { ...errorResponseSchema, description: 'UNAVAILABLE (503): the queue is unavailable' },
+      },
     },
   }, async (request) => {
     const { id } = request.params;
@@ -46,8 +52,10 @@ export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
 
   app.get('/pending_results', {
     schema: {
+      tags: ['results'],
+      summary: 'This client\'s completed queued results, each delivered once (the original route)',
       response: {
-        200: { type: 'object', properties: { results: { type: 'array', items: ticketSchema } } },
+        200: { description: 'completed tickets not fetched before; fetching delivers them', type: 'object', properties: { results: { type: 'array', items: ticketSchema } } },
         '4xx': errorResponseSchema,
         '5xx': errorResponseSchema,
       },

@@ -5,14 +5,17 @@ import type { Outcome } from '../../queue/types.js';
 import { buildArithmeticServer } from './server.js';
 import { compute } from './compute.js';
 import { runService } from '../run.js';
+import { createServiceMetrics } from '../metrics.js';
 
 /** `calcmesh service <op>`: the gRPC server of one operation and the consumer of its queue. */
 export async function mainArithmetic(op: ArithmeticOp, config: Config, logger: Logger): Promise<void> {
+  const metrics = createServiceMetrics(op);
   await runService({
     op,
     config,
     logger,
-    host: buildArithmeticServer(op, { logger }),
+    metrics,
+    host: buildArithmeticServer(op, { logger, observe: metrics.observeCall }),
     port: config.service.port ?? DEFAULT_PORTS[op],
     handle: (task): Outcome => ({ ok: true, result: compute(op, task.num1 ?? NaN, task.num2 ?? NaN) }),
   });

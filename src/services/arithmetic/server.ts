@@ -2,17 +2,17 @@ import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc
 import type { Logger } from '../../shared/logger.js';
 import { ARITHMETIC_OPS, RPC_NAMES, type ArithmeticOp } from '../../shared/operations.js';
 import { CALCULATOR_SERVICE, loadProto, type OperationRequest, type OperationResponse } from '../../shared/proto.js';
-import { createServiceHost, notHere, unary, type ServiceHost } from '../grpc-host.js';
+import { createServiceHost, notHere, unary, type CallObserver, type ServiceHost } from '../grpc-host.js';
 import { compute } from './compute.js';
 
 /** An unstarted gRPC server for one arithmetic operation; its other rpcs answer UNIMPLEMENTED. */
-export function buildArithmeticServer(op: ArithmeticOp, deps: { logger: Logger }): ServiceHost {
+export function buildArithmeticServer(op: ArithmeticOp, deps: { logger: Logger; observe?: CallObserver }): ServiceHost {
   const implementation: UntypedServiceImplementation = {};
   for (const other of ARITHMETIC_OPS) {
     const rpc = RPC_NAMES[other];
     implementation[rpc] =
       other === op
-        ? unary<OperationRequest, OperationResponse>(rpc, (req) => ({ result: compute(op, req.num1, req.num2) }), deps.logger)
+        ? unary<OperationRequest, OperationResponse>(rpc, (req) => ({ result: compute(op, req.num1, req.num2) }), deps.logger, deps.observe)
         : notHere(rpc, op);
   }
   return createServiceHost({

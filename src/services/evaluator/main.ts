@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import { DEFAULT_PORTS } from '../../shared/operations.js';
 import { createUpstreams, isUpstreamUnavailable } from '../../upstream/index.js';
 import { runService } from '../run.js';
+import { createServiceMetrics } from '../metrics.js';
 import { buildEvaluatorServer, evaluateExpression } from './server.js';
 
 /**
@@ -14,11 +15,13 @@ export async function mainEvaluator(config: Config, logger: Logger): Promise<voi
     ...config.breaker,
     onBreakerChange: (op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
   });
-  const deps = { upstreams, logger, deadlineMs: config.deadlineMs };
+  const metrics = createServiceMetrics('evaluate');
+  const deps = { upstreams, logger, deadlineMs: config.deadlineMs, observe: metrics.observeCall };
   await runService({
     op: 'evaluate',
     config,
     logger,
+    metrics,
     host: buildEvaluatorServer(deps),
     port: config.service.port ?? DEFAULT_PORTS.evaluate,
     handle: async (task) => ({

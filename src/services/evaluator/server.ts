@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { ArithmeticOp } from '../../shared/operations.js';
 import { EVALUATOR_SERVICE, loadProto, type EvaluateRequest, type EvaluateResponse } from '../../shared/proto.js';
 import type { Upstreams } from '../../upstream/index.js';
-import { createServiceHost, unary, type ServiceHost } from '../grpc-host.js';
+import { createServiceHost, unary, type CallObserver, type ServiceHost } from '../grpc-host.js';
 import { createEvaluator } from './evaluate.js';
 import { parseExpression } from './parser.js';
 
@@ -12,6 +12,7 @@ export interface EvaluatorDeps {
   readonly logger: Logger;
   /** Deadline for a call that arrives without one. */
   readonly deadlineMs: number;
+  readonly observe?: CallObserver;
 }
 
 /**
@@ -39,6 +40,7 @@ export function buildEvaluatorServer(deps: EvaluatorDeps): ServiceHost {
         'Evaluate',
         async (request, context) => ({ result: await evaluateExpression(deps, request.expression, context) }),
         deps.logger,
+        deps.observe,
       ),
     },
     logger: deps.logger,

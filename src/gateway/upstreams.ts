@@ -1,0 +1,16 @@
+import type { Config } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { createUpstreams, type Upstreams } from '../upstream/index.js';
+import type { GatewayMetrics } from './metrics.js';
+
+/** The gateway's clients of every service, with circuit changes logged and every call measured. */
+export function connectUpstreams(config: Pick<Config, 'targets' | 'breaker'>, logger: Logger, metrics: GatewayMetrics): Upstreams {
+  return createUpstreams(config.targets, {
+    ...config.breaker,
+    onCall: metrics.observeCall,
+    onBreakerChange: (op, target, state, previous) => {
+      logger.warn({ op, target, state, previous }, `circuit ${state}`);
+      metrics.breakerChanged(op, target, state);
+    },
+  });
+}
