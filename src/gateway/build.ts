@@ -9,7 +9,7 @@ import { compute } from '../services/arithmetic/compute.js';
 import { evaluateLocally, parseExpression } from '../services/evaluator/index.js';
 import type { DurableQueue } from '../queue/types.js';
 import type { Upstreams } from '../upstream/index.js';
-import { installCallerIdentity, requestIdFrom } from './caller.js';
+import { installCallerIdentity, MAX_URL_CHARS, requestIdFrom, uriTooLong } from './caller.js';
 import { createDispatcher, type Job } from './dispatch.js';
 import { installErrorHandling, sendError, toCalcError } from './errors.js';
 import { evaluateRoutes } from './routes/evaluate.js';
@@ -20,6 +20,7 @@ import { VERSION } from '../shared/version.js';
 import { dashboardRoutes } from '../dashboard/index.js';
 import { createActivityLog } from './activity.js';
 import { installOpenApi } from './openapi.js';
+import { installRateLimit } from './rate-limit.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 
 export interface GatewayDeps {
@@ -30,7 +31,7 @@ export interface GatewayDeps {
   readonly metrics?: GatewayMetrics;
 }
 
-export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'>;
+export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit'>>;
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -43,13 +44,14 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     routerOptions: { maxParamLength: 1000, ignoreTrailingSlash: true },
     // Strict JSON: `{"expression": 42}` is an error, not the string "42".
     ajv: { customOptions: { coerceTypes: false } },
-    frameworkErrors: (error, _request, reply) => {
-      sendError(reply, toCalcError(error));
+    frameworkErrors: (error, request, reply) => {
+      sendError(reply, request.url.length > MAX_URL_CHARS ? uriTooLong() : toCalcError(error));
     },
   });
   installErrorHandling(app, deps.logger);
   installCallerIdentity(app, config.apiKeys);
   await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
+  if (config.rateLimit) await installRateLimit(app, config.rateLimit);
   const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue });
   app.addHook('onResponse', async (request, reply) => {
     metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);

@@ -25,6 +25,9 @@ export function requestIdFrom(headers: Record<string, string | string[] | undefi
   return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
 }
 
+export const MAX_URL_CHARS = 2048;
+export const uriTooLong = () => new CalcError('URI_TOO_LONG', `the URL is longer than ${MAX_URL_CHARS} characters`);
+
 /** Routes anyone may call even when API keys are required. */
 const PUBLIC_PATHS = /^\/(healthz|readyz|metrics|docs(\/.*)?|openapi\.json|dashboard\/[\w.-]+)?$/;
 
@@ -34,6 +37,7 @@ export function installCallerIdentity(app: FastifyInstance, apiKeys: ReadonlyMap
   const digests = [...apiKeys].map(([key, client]) => ({ digest: sha256(key), client }));
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (request.url.length > MAX_URL_CHARS) return sendError(reply, uriTooLong());
     if (digests.length === 0) return;
     const path = request.url.split('?', 1)[0] ?? '';
     if (PUBLIC_PATHS.test(path)) return;

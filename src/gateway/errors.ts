@@ -52,7 +52,7 @@ export function toCalcError(error: FastifyError | CalcError | Error): CalcError 
   if (status === 404) return new CalcError('NOT_FOUND', fastifyError.message);
   if (status >= 400 && status < 500) {
     const message = error instanceof SyntaxError ? `malformed JSON body: ${error.message}` : fastifyError.message;
-    return new CalcError('INVALID_ARGUMENT', message);
+    return new CalcError('INVALID_ARGUMENT', truncate(message));
   }
   return new CalcError('INTERNAL', 'internal error');
 }

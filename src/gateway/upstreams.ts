@@ -1,12 +1,14 @@
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { createUpstreams, type Upstreams } from '../upstream/index.js';
+import { grpcCredentials } from '../shared/tls.js';
 import type { GatewayMetrics } from './metrics.js';
 
 /** The gateway's clients of every service, with circuit changes logged and every call measured. */
-export function connectUpstreams(config: Pick<Config, 'targets' | 'breaker'>, logger: Logger, metrics: GatewayMetrics): Upstreams {
+export function connectUpstreams(config: Pick<Config, 'targets' | 'breaker'> & Partial<Pick<Config, 'tls'>>, logger: Logger, metrics: GatewayMetrics): Upstreams {
   return createUpstreams(config.targets, {
     ...config.breaker,
+    credentials: grpcCredentials(config.tls).client,
     onCall: metrics.observeCall,
     onBreakerChange: (op, target, state, previous) => {
       logger.warn({ op, target, state, previous }, `circuit ${state}`);

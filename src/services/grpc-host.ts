@@ -44,6 +44,8 @@ export interface ServiceHostOptions {
   definition: ServiceDefinition;
   implementation: UntypedServiceImplementation;
   logger: Logger;
+  /** TLS or plaintext (the default). */
+  credentials?: ServerCredentials;
 }
 
 export function createServiceHost(options: ServiceHostOptions): ServiceHost {
@@ -59,7 +61,7 @@ export function createServiceHost(options: ServiceHostOptions): ServiceHost {
     listen: (host, port) =>
       new Promise((resolve, reject) => {
         const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
-        server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) =>
+        server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, bound) =>
           error ? reject(error) : resolve(bound),
         );
       }),

@@ -35,6 +35,8 @@ export interface Config {
     readonly halfOpenAfterMs: number;
   };
   readonly logLevel: string;
+  /** PEM files for gRPC TLS; all undefined means plaintext. */
+  readonly tls: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string };
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -71,6 +73,7 @@ export function loadConfig(env: Env): Config {
     },
     rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
     logLevel: env.LOG_LEVEL || 'info',
+    tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
   });
 }
 

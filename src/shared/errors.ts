@@ -9,6 +9,7 @@ export const ERROR_TABLE = {
   DOMAIN_ERROR: { http: 422, grpc: GrpcStatus.FAILED_PRECONDITION, summary: 'division by zero, or a result that is not a finite number' },
   NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND, summary: 'unknown route, or an unknown or foreign ticket id' },
   PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, summary: 'request body over 16 KiB' },
+  URI_TOO_LONG: { http: 414, grpc: GrpcStatus.INVALID_ARGUMENT, summary: 'a URL over 2,048 characters' },
   UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, summary: 'missing or wrong API key' },
   RATE_LIMITED: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED, summary: 'too many requests from this client' },
   CONFLICT: { http: 409, grpc: GrpcStatus.ABORTED, summary: 'an Idempotency-Key reused for a different request' },

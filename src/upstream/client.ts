@@ -3,7 +3,7 @@
  * replicas, breakers or queues: they make one call with a deadline and a request id and
  * turn its failure into a CalcError.
  */
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
 import { loadProto, type EvaluateResponse, type OperationResponse } from '../shared/proto.js';
 import { REQUEST_ID_KEY } from '../services/grpc-host.js';
@@ -31,9 +31,8 @@ export interface TargetClient {
   close(): void;
 }
 
-export function createTargetClient(target: string): TargetClient {
+export function createTargetClient(target: string, creds: ChannelCredentials = credentials.createInsecure()): TargetClient {
   const { Calculator, Evaluator } = loadProto();
-  const creds = credentials.createInsecure();
   let calculator: Client | undefined;
   let evaluator: Client | undefined;
 

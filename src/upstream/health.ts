@@ -1,4 +1,4 @@
-import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { CHANNEL_OPTIONS } from './client.js';
 
@@ -9,9 +9,9 @@ const REWATCH_MIN_MS = 250;
 const REWATCH_MAX_MS = 2000;
 
 /** grpc.health.v1 against one target: a one-off Check, and a Watch that follows the replica. */
-export function createHealthProbe(target: string) {
+export function createHealthProbe(target: string, creds: ChannelCredentials = credentials.createInsecure()) {
   let client: Client | undefined;
-  const health = () => (client ??= new HealthClient(target, credentials.createInsecure(), CHANNEL_OPTIONS));
+  const health = () => (client ??= new HealthClient(target, creds, CHANNEL_OPTIONS));
 
   return {
     check(service = '', timeoutMs = 500): Promise<ReplicaHealth> {

@@ -8,7 +8,7 @@
  * tried once more there, within the same deadline. When no replica can be called, the failure
  * is immediate (no deadline wait), and the gateway queues the request.
  */
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { status as GrpcStatus, type ChannelCredentials } from '@grpc/grpc-js';
 import type { ArithmeticOp, ServiceOp } from '../shared/operations.js';
 import { SERVICE_OPS } from '../shared/operations.js';
 import { CircuitBreaker, type BreakerState } from '../resilience/index.js';
@@ -30,6 +30,8 @@ export interface ResilienceOptions {
   readonly halfOpenAfterMs?: number;
   /** Follow each replica with grpc.health.v1 Watch (default true). */
   readonly watchHealth?: boolean;
+  /** TLS or plaintext (the default). */
+  readonly credentials?: ChannelCredentials;
   readonly onBreakerChange?: (op: ServiceOp, target: string, state: BreakerState, previous: BreakerState) => void;
   /** Called after every attempt with its outcome: `OK` or the calcmesh error code. */
   readonly onCall?: (op: ServiceOp, target: string, outcome: string, seconds: number) => void;
@@ -73,10 +75,10 @@ interface Replica {
 
 function createReplicaPool(op: ServiceOp, targets: readonly string[], options: ResilienceOptions) {
   const replicas = targets.map((target): Replica => {
-    const probe = createHealthProbe(target);
+    const probe = createHealthProbe(target, options.credentials);
     const replica: Replica = {
       target,
-      client: createTargetClient(target),
+      client: createTargetClient(target, options.credentials),
       probe,
       health: 'UNKNOWN',
       inFlight: 0,

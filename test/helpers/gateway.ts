@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildGateway } from '../../src/gateway/build.js';
 import { openQueue } from '../../src/queue/index.js';
 import type { DurableQueue } from '../../src/queue/types.js';
-import { silentLogger } from '../../src/shared/logger.js';
+import { silentLogger, type Logger } from '../../src/shared/logger.js';
 import type { ServiceOp } from '../../src/shared/operations.js';
 import { createGatewayMetrics } from '../../src/gateway/metrics.js';
 import { connectUpstreams } from '../../src/gateway/upstreams.js';
@@ -24,14 +24,16 @@ export async function startGateway(options: {
   queue?: DurableQueue;
   apiKeys?: Record<string, string>;
   deadlineMs?: number;
+  rateLimit?: number;
+  logger?: Logger;
 }): Promise<TestGateway> {
   const dir = options.redisUrl || options.queue ? undefined : mkdtempSync(join(tmpdir(), 'calcmesh-gw-'));
   const queue = options.queue ?? openQueue({ redisUrl: options.redisUrl, dataDir: dir ?? '', resultTtlS: 3600, maxDeliveries: 5 });
-  const logger = silentLogger();
+  const logger = options.logger ?? silentLogger();
   const metrics = createGatewayMetrics({ queue, defaultMetrics: false });
   const upstreams = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
   const app = await buildGateway(
-    { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})) },
+    { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})), rateLimit: options.rateLimit },
     { queue, upstreams, logger, metrics },
   );
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -28,6 +28,8 @@ export interface RedisServerOptions {
   readonly appendonly?: boolean;
   /** With appendonly: 'always' loses nothing on a crash, 'everysec' up to a second. */
   readonly appendfsync?: 'always' | 'everysec';
+  /** requirepass: the URL then carries it, as `redis://:password@host:port`. */
+  readonly password?: string;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -47,6 +49,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no',
     '--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', options.appendfsync ?? 'everysec',
     '--logfile', join(dir, 'redis.log'),
+    ...(options.password ? ['--requirepass', options.password] : []),
   ];
 
   async function launch(samePort: boolean): Promise<void> {
@@ -85,7 +88,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
   }
   return {
     get url() {
-      return `redis://127.0.0.1:${port}`;
+      return `redis://${options.password ? `:${encodeURIComponent(options.password)}@` : ''}127.0.0.1:${port}`;
     },
     get port() {
       return port;
@@ -118,7 +121,7 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Polls with a raw PING until +PONG (true) or the time is up (false). */
+/** Polls with a raw PING until +PONG, or NOAUTH from a server with a password (true), or the time is up (false). */
 async function waitForPong(port: number, timeoutMs: number): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
@@ -138,7 +141,7 @@ function pingOnce(port: number): Promise<boolean> {
     socket.setTimeout(500, () => finish(false));
     socket.once('error', () => finish(false));
     socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => finish(data.toString().startsWith('+PONG')));
+    socket.once('data', (data) => finish(/^(\+PONG|-NOAUTH)/.test(data.toString())));
   });
 }
 

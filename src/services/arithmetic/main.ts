@@ -6,6 +6,7 @@ import { buildArithmeticServer } from './server.js';
 import { compute } from './compute.js';
 import { runService } from '../run.js';
 import { createServiceMetrics } from '../metrics.js';
+import { grpcCredentials } from '../../shared/tls.js';
 
 /** `calcmesh service <op>`: the gRPC server of one operation and the consumer of its queue. */
 export async function mainArithmetic(op: ArithmeticOp, config: Config, logger: Logger): Promise<void> {
@@ -15,7 +16,7 @@ export async function mainArithmetic(op: ArithmeticOp, config: Config, logger: L
     config,
     logger,
     metrics,
-    host: buildArithmeticServer(op, { logger, observe: metrics.observeCall }),
+    host: buildArithmeticServer(op, { logger, observe: metrics.observeCall, credentials: grpcCredentials(config.tls).server }),
     port: config.service.port ?? DEFAULT_PORTS[op],
     handle: (task): Outcome => ({ ok: true, result: compute(op, task.num1 ?? NaN, task.num2 ?? NaN) }),
   });

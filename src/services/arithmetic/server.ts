@@ -1,4 +1,4 @@
-import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServerCredentials, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from '../../shared/logger.js';
 import { ARITHMETIC_OPS, RPC_NAMES, type ArithmeticOp } from '../../shared/operations.js';
 import { CALCULATOR_SERVICE, loadProto, type OperationRequest, type OperationResponse } from '../../shared/proto.js';
@@ -6,7 +6,7 @@ import { createServiceHost, notHere, unary, type CallObserver, type ServiceHost 
 import { compute } from './compute.js';
 
 /** An unstarted gRPC server for one arithmetic operation; its other rpcs answer UNIMPLEMENTED. */
-export function buildArithmeticServer(op: ArithmeticOp, deps: { logger: Logger; observe?: CallObserver }): ServiceHost {
+export function buildArithmeticServer(op: ArithmeticOp, deps: { logger: Logger; observe?: CallObserver; credentials?: ServerCredentials }): ServiceHost {
   const implementation: UntypedServiceImplementation = {};
   for (const other of ARITHMETIC_OPS) {
     const rpc = RPC_NAMES[other];
@@ -20,5 +20,6 @@ export function buildArithmeticServer(op: ArithmeticOp, deps: { logger: Logger; 
     definition: loadProto().Calculator.service as ServiceDefinition,
     implementation,
     logger: deps.logger,
+    credentials: deps.credentials,
   });
 }

@@ -4,6 +4,7 @@ import { DEFAULT_PORTS } from '../../shared/operations.js';
 import { createUpstreams, isUpstreamUnavailable } from '../../upstream/index.js';
 import { runService } from '../run.js';
 import { createServiceMetrics } from '../metrics.js';
+import { grpcCredentials } from '../../shared/tls.js';
 import { buildEvaluatorServer, evaluateExpression } from './server.js';
 
 /**
@@ -11,12 +12,14 @@ import { buildEvaluatorServer, evaluateExpression } from './server.js';
  * need: an unavailable one makes the task retry later with backoff, never fail.
  */
 export async function mainEvaluator(config: Config, logger: Logger): Promise<void> {
+  const credentials = grpcCredentials(config.tls);
   const upstreams = createUpstreams(config.targets, {
     ...config.breaker,
+    credentials: credentials.client,
     onBreakerChange: (op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
   });
   const metrics = createServiceMetrics('evaluate');
-  const deps = { upstreams, logger, deadlineMs: config.deadlineMs, observe: metrics.observeCall };
+  const deps = { upstreams, logger, deadlineMs: config.deadlineMs, observe: metrics.observeCall, credentials: credentials.server };
   await runService({
     op: 'evaluate',
     config,

@@ -1,4 +1,4 @@
-import type { ServiceDefinition } from '@grpc/grpc-js';
+import type { ServerCredentials, ServiceDefinition } from '@grpc/grpc-js';
 import type { Logger } from '../../shared/logger.js';
 import type { ArithmeticOp } from '../../shared/operations.js';
 import { EVALUATOR_SERVICE, loadProto, type EvaluateRequest, type EvaluateResponse } from '../../shared/proto.js';
@@ -13,6 +13,7 @@ export interface EvaluatorDeps {
   /** Deadline for a call that arrives without one. */
   readonly deadlineMs: number;
   readonly observe?: CallObserver;
+  readonly credentials?: ServerCredentials;
 }
 
 /**
@@ -44,5 +45,6 @@ export function buildEvaluatorServer(deps: EvaluatorDeps): ServiceHost {
       ),
     },
     logger: deps.logger,
+    credentials: deps.credentials,
   });
 }
