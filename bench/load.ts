@@ -30,6 +30,10 @@ export interface LoadResult {
 const POST_SCRIPT = fileURLToPath(new URL('./post-json.lua', import.meta.url));
 
 let wrkAvailable: boolean | undefined;
+/** Use autocannon even where wrk is installed (`--autocannon`). */
+export function preferAutocannon(): void {
+  wrkAvailable = false;
+}
 export function loadTool(): 'wrk' | 'autocannon' {
   wrkAvailable ??= !spawnSync('wrk', ['-v']).error;
   return wrkAvailable ? 'wrk' : 'autocannon';

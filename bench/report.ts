@@ -1,6 +1,6 @@
 /** The machine, and the table: printed as text on the console and as Markdown for docs/benchmarks.md. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 
 export interface Row {
@@ -59,7 +59,7 @@ export function machineInfo(tool: string): Record<string, string> {
     CPU: `${cpuModel}, ${cpus().length} cores (shared by the load generator and the servers)`,
     kernel: `Linux ${release()}`,
     Node: process.version,
-    'load generator': tool === 'wrk' ? (/wrk (\S+)/.exec(run('wrk', ['-v']))?.[1] ?? 'wrk').replace(/^/, 'wrk ') : 'autocannon (wrk not found)',
+    'load generator': tool === 'wrk' ? (/wrk (\S+)/.exec(run('wrk', ['-v']))?.[1] ?? 'wrk').replace(/^/, 'wrk ') : 'autocannon, in the benchmark process (latency in whole ms)',
     Redis: /v=(\S+)/.exec(run('redis-server', ['--version']))?.[1] ?? 'unavailable',
     commit: `${commit}${dirty ? ' (with uncommitted changes)' : ''}`,
   };
@@ -111,8 +111,8 @@ export function renderMarkdown(report: Report): string {
     '# Benchmarks',
     '',
     'Produced by `npm run bench` (bench/run.ts): every case in one run on one machine, the bare',
-    'Node server as the ceiling measured side by side. Numbers move by ±10 % from run to run on',
-    'this shared 2-core machine; compare ratios from the same run, not absolute figures across runs.',
+    'Node server as the ceiling measured side by side. Absolute figures move from run to run, a lot',
+    "when other work shares the machine (the others' CPU column); compare ratios within one run.",
     '',
     `Command: \`${report.command}\`  `,
     `Date: ${report.date}`,
@@ -134,5 +134,9 @@ export function renderMarkdown(report: Report): string {
     '',
     ...report.notes.map((n) => `- ${n}`),
     '',
+    ...(existsSync(PROFILE_NOTES) ? [readFileSync(PROFILE_NOTES, 'utf8')] : []),
   ].join('\n');
 }
+
+/** The hand-made profile summary (bench/profile-notes.md), kept across runs of the benchmark. */
+const PROFILE_NOTES = new URL('./profile-notes.md', import.meta.url);

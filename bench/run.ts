@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bareCase, directCase, drainCase, evaluateCase, queuedCase, type CaseSettings } from './cases.js';
-import { loadTool } from './load.js';
+import { loadTool, preferAutocannon } from './load.js';
 import { FLAT_TOLERANCE_MB, memoryCase, type MemoryResult } from './memory.js';
 import { cleanupAll, installCleanupHandlers, isAborting, tempDir } from './procs.js';
 import { fmtRatio, machineInfo, renderMarkdown, renderText, type Ratio, type Report, type Row, type Target } from './report.js';
@@ -26,23 +26,33 @@ const USAGE = `usage: npm run bench -- [options]
   --memory-requests N  (default 1000000)
   --cases a,b,…        only these: ${CASES.join(', ')} (docs are then not written unless --out is given)
   --out FILE           where the Markdown goes (default docs/benchmarks.md)
-  --keep-logs          keep the servers' log files (their directory is printed)`;
+  --keep-logs          keep the servers' log files (their directory is printed)
+  --autocannon         load with autocannon even when wrk is installed`;
 
-const { values: opts } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    connections: { type: 'string', default: '64' },
-    backlog: { type: 'string', default: '100000' },
-    'drain-timeout': { type: 'string', default: '60' },
-    memory: { type: 'boolean', default: false },
-    'memory-requests': { type: 'string', default: '1000000' },
-    cases: { type: 'string' },
-    out: { type: 'string' },
-    'keep-logs': { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
-});
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        duration: { type: 'string', default: '5' },
+        warmup: { type: 'string', default: '1' },
+        connections: { type: 'string', default: '64' },
+        backlog: { type: 'string', default: '100000' },
+        'drain-timeout': { type: 'string', default: '60' },
+        memory: { type: 'boolean', default: false },
+        'memory-requests': { type: 'string', default: '1000000' },
+        cases: { type: 'string' },
+        out: { type: 'string' },
+        'keep-logs': { type: 'boolean', default: false },
+        autocannon: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    }).values;
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const opts = parseOptions();
 if (opts.help) {
   console.log(USAGE);
   process.exit(0);
@@ -71,6 +81,7 @@ const selected = new Set<CaseName>(
 const outFile = opts.out ?? (opts.cases ? undefined : 'docs/benchmarks.md');
 const memoryRequests = positive('memory-requests', opts['memory-requests']);
 
+if (opts.autocannon) preferAutocannon();
 installCleanupHandlers();
 const settings: CaseSettings = {
   durationS: positive('duration', opts.duration),
@@ -168,7 +179,7 @@ const report: Report = {
     'Non-2xx counts every response outside 2xx (wrk counts 3xx with them); the expected 202s of the queued path are 2xx. Before measuring, each case checks one answer by hand (200 with result 13 or 35, or a 202 ticket), and the queue depth before and after shows that the direct cases queued nothing and that the queued cases stored one task per response.',
     'Queued path: the add target points at a port nothing listens on. The first calls fail (UNAVAILABLE) and open the circuit breaker of that replica; from then on a request is not attempted, it is stored durably and answered 202. The gateway logs one warn line per such request (to a file here).',
     'Drain: the backlog is written through the queue API (`enqueue`, 500 at a time), then `calcmesh service add` is started with its default drain concurrency; the rate counts from the moment it accepts connections to a depth of 0 (polled every 100 ms), and the first and last tickets are checked.',
-    'Server CPU µs/req: the CPU time of every server process of the case (gateway, services, Redis; not wrk, not the benchmark) during the measurement, per request or per drained task (for a drain: the service, start-up included, and Redis, from the start of the service to the empty queue). It is what a request costs, and moves much less than req/s when the machine is shared.',
+    'Server CPU µs/req: the CPU time of every server process of the case (gateway, services, Redis; not wrk, not the benchmark) during the measurement, per request or per drained task (for a drain: the service, start-up included, and Redis, from the start of the service to the empty queue). It is what a request costs; other load inflates it less than it depresses req/s.',
     "Others' CPU: the share of all cores that processes other than the benchmark's own used during the measurement (/proc/stat minus the benchmark's process tree). Above ~10 % the figures of that case are depressed by other work on the machine.",
     `Memory: the direct path in chunks of ~100,000 requests, RSS from /proc/<pid>/status after each; flat means at most ${FLAT_TOLERANCE_MB} MB of growth over the second half of the run.`,
   ],
