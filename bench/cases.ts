@@ -74,12 +74,13 @@ export async function withSystem<T>(
   services: readonly ServiceOp[],
   gateway: boolean,
   body: (system: System, depth: (op: ServiceOp) => Promise<number>, queue: ReturnType<typeof openBenchQueue>) => Promise<T>,
+  env?: NodeJS.ProcessEnv,
 ): Promise<T> {
   const { location, stop } = await queueLocation(backend, s);
   let system: System | undefined;
   let queue: ReturnType<typeof openBenchQueue> | undefined;
   try {
-    system = await startSystem({ queue: location, logDir: s.logDir, services, gateway });
+    system = await startSystem({ queue: location, logDir: s.logDir, services, gateway, env });
     queue = openBenchQueue(location);
     const q = queue;
     return await body(system, (op) => depthOf(q, op), q);
@@ -102,7 +103,8 @@ export async function bareCase(s: CaseSettings): Promise<Row> {
   }
 }
 
-export async function directCase(s: CaseSettings): Promise<Row> {
+/** The direct path; `client` picks the gateway's gRPC client (the lean node:http2 one by default, or grpc-js). */
+export async function directCase(s: CaseSettings, client: 'h2' | 'grpc-js' = 'h2'): Promise<Row> {
   return withSystem(s, 'sqlite', ['add'], true, async (system, depth) => {
     const url = `${system.url}/add/6/7`;
     const body = await expectStatus(url, 200);
@@ -110,8 +112,9 @@ export async function directCase(s: CaseSettings): Promise<Row> {
     const before = await depth('add');
     const r = await measure(s, url);
     const queued = (await depth('add')) - before;
-    return loadRow('2. gateway direct GET /add/6/7', r, queued === 0 ? 'all answered directly (nothing queued)' : `${queued} requests were queued instead of answered`);
-  });
+    const label = client === 'h2' ? '2. gateway direct GET /add/6/7' : '2b. the same, gateway calling through grpc-js';
+    return loadRow(label, r, queued === 0 ? 'all answered directly (nothing queued)' : `${queued} requests were queued instead of answered`);
+  }, { CALC_GRPC_CLIENT: client });
 }
 
 export async function queuedCase(s: CaseSettings, backend: Backend): Promise<Row> {

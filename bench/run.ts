@@ -13,7 +13,7 @@ import { cleanupAll, installCleanupHandlers, isAborting, tempDir } from './procs
 import { fmtRatio, machineInfo, renderMarkdown, renderText, type Ratio, type Report, type Row, type Target } from './report.js';
 import { SERVER_LOG_LEVEL } from './system.js';
 
-const CASES = ['bare', 'direct', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'memory'] as const;
+const CASES = ['bare', 'direct', 'direct-grpc-js', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'memory'] as const;
 type CaseName = (typeof CASES)[number];
 
 const USAGE = `usage: npm run bench -- [options]
@@ -118,6 +118,7 @@ const begun = Date.now();
 try {
   await step('bare', 'bare node:http', () => bareCase(settings));
   await step('direct', 'gateway direct path', () => directCase(settings));
+  await step('direct-grpc-js', 'gateway direct path through grpc-js', () => directCase(settings, 'grpc-js'));
   await step('queued-redis', 'queued path, Redis', () => queuedCase(settings, 'redis'));
   await step('queued-sqlite', 'queued path, SQLite', () => queuedCase(settings, 'sqlite'));
   await step('drain-redis', 'drain, Redis', () => drainCase(settings, 'redis'));
@@ -135,6 +136,7 @@ const rate = (name: CaseName) => rows.get(name)?.rate;
 const div = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
 const ratios: Ratio[] = [
   { label: 'direct ÷ bare', value: div(rate('direct'), rate('bare')) },
+  { label: 'direct (node:http2 client) ÷ direct (grpc-js client)', value: div(rate('direct'), rate('direct-grpc-js')) },
   { label: 'queued (Redis) ÷ direct', value: div(rate('queued-redis'), rate('direct')) },
   { label: 'queued (SQLite) ÷ direct', value: div(rate('queued-sqlite'), rate('direct')) },
   { label: 'evaluator ÷ direct', value: div(rate('evaluate'), rate('direct')) },

@@ -36,6 +36,8 @@ export interface SystemOptions {
   readonly services?: readonly ServiceOp[];
   /** Start the gateway too (default true). */
   readonly gateway?: boolean;
+  /** Extra environment for every server (e.g. CALC_GRPC_CLIENT). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export async function startSystem(options: SystemOptions): Promise<System> {
@@ -51,6 +53,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     CALC_REDIS_URL: options.queue.redisUrl ?? '',
     CALC_DATA_DIR: options.queue.dataDir,
     ...Object.fromEntries(SERVICE_OPS.map((op) => [`CALC_${op.toUpperCase()}_TARGETS`, `127.0.0.1:${portOf(op)}`])),
+    ...options.env,
   };
   const url = `http://127.0.0.1:${gatewayPort}`;
   const started: Proc[] = [];

@@ -53,12 +53,13 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
   if (config.rateLimit) await installRateLimit(app, config.rateLimit);
   const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue });
+  const logRequests = deps.logger.isLevelEnabled('info');
   app.addHook('onResponse', async (request, reply) => {
-    metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
-    deps.logger.info(
-      { reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 },
-      'request',
-    );
+    const seconds = reply.elapsedTime / 1000;
+    metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, seconds);
+    if (logRequests) {
+      deps.logger.info({ reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(seconds * 1e6) / 1000 }, 'request');
+    }
   });
 
   const activity = createActivityLog();

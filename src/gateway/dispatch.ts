@@ -59,7 +59,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       : upstreams.arithmetic(job.operation, job.num1, job.num2, options);
   };
 
-  async function enqueue(job: Job, caller: Caller, id: string): Promise<Answer> {
+  async function enqueue(job: Job, caller: Caller, id: string, reason: Error): Promise<Answer> {
     deps.precheck(job);
     const task: NewTask = { id, client: caller.client, requestId: caller.requestId, ...job };
     try {
@@ -69,7 +69,8 @@ export function createDispatcher(deps: DispatcherDeps) {
       throw new CalcError('UNAVAILABLE', `the ${job.operation} service is unavailable and the request could not be queued; nothing was accepted, retry later`);
     }
     deps.metrics?.queued(job.operation);
-    logger.info({ reqId: caller.requestId, id, operation: job.operation }, 'service unavailable; request queued');
+    // One line per queued request, with its ticket; the circuit changes are logged where they happen.
+    logger.info({ reqId: caller.requestId, id, operation: job.operation, reason: reason.message }, 'service unavailable; request queued');
     return { kind: 'queued', id };
   }
 
@@ -80,8 +81,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       return { kind: 'done', id, result };
     } catch (error) {
       if (isUpstreamUnavailable(error)) {
-        logger.warn({ reqId: caller.requestId, target: error.target, reason: error.message }, 'upstream unavailable');
-        return enqueue(job, caller, id);
+        return enqueue(job, caller, id, error);
       }
       if (remember && error instanceof CalcError && error.code !== 'UPSTREAM_ERROR') {
         await saveQuietly(ticketOf(job, caller.client, id, { status: 'failed', error: { code: error.code, message: error.message } }));
@@ -128,9 +128,10 @@ export function createDispatcher(deps: DispatcherDeps) {
     try {
       holder = await queue.reserveKey(caller.client, caller.idempotencyKey, id);
     } catch (error) {
-      // The queue is down: the request can still be answered directly, once, without a replay record.
-      logger.warn({ reqId: caller.requestId, err: error }, 'idempotency store unavailable; answering without it');
-      return run(job, caller, id, false);
+      // Without the store the key cannot be honoured: answering anyway could compute or enqueue
+      // the same request twice under two ids. Refuse, so that the client retries with the same key.
+      logger.warn({ reqId: caller.requestId, err: error }, 'idempotency store unavailable; request refused');
+      throw new CalcError('UNAVAILABLE', 'the idempotency store (the queue) is unavailable; nothing was accepted, retry with the same Idempotency-Key');
     }
     return holder === undefined ? run(job, caller, id, true) : replay(job, caller, holder);
   }

@@ -91,6 +91,7 @@ export function createServiceHost(options: ServiceHostOptions): ServiceHost {
 export type CallObserver = (rpc: string, outcome: string, seconds: number) => void;
 
 export function unary<Req, Res>(name: string, handler: UnaryHandler<Req, Res>, logger: Logger, observe?: CallObserver) {
+  const logCalls = logger.isLevelEnabled('info');
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const requestId = firstString(call.metadata, REQUEST_ID_KEY) ?? '';
     const deadlineValue = call.getDeadline();
@@ -101,7 +102,7 @@ export function unary<Req, Res>(name: string, handler: UnaryHandler<Req, Res>, l
       const elapsed = performance.now() - started;
       const ms = Math.round(elapsed * 1000) / 1000;
       if (error === undefined) {
-        logger.info({ reqId: requestId, rpc: name, ms }, 'rpc ok');
+        if (logCalls) logger.info({ reqId: requestId, rpc: name, ms }, 'rpc ok');
         observe?.(name, 'OK', elapsed / 1000);
         callback(null, response);
         return;

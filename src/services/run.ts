@@ -53,6 +53,8 @@ export async function runService(options: RunServiceOptions): Promise<void> {
       }
     },
     isRetryable,
+    // A queued expression waits for a service it needs: retry within 2 s of its return, never in a hot loop.
+    retryMaxMs: 2000,
     logger,
   });
 

@@ -35,6 +35,8 @@ export interface Config {
     readonly halfOpenAfterMs: number;
   };
   readonly logLevel: string;
+  /** The client of forwarded calls: the lean node:http2 one, or grpc-js. */
+  readonly grpcClient: 'h2' | 'grpc-js';
   /** PEM files for gRPC TLS; all undefined means plaintext. */
   readonly tls: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string };
 }
@@ -73,6 +75,7 @@ export function loadConfig(env: Env): Config {
     },
     rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
     logLevel: env.LOG_LEVEL || 'info',
+    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js'] as const, 'h2'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
   });
 }
@@ -105,6 +108,13 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
     throw invalidArgument(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw invalidArgument(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as T;
 }
 
 function deepFreeze<T extends object>(value: T): T {

@@ -17,13 +17,14 @@ export interface TlsFiles {
 export interface GrpcCredentials {
   readonly server: ServerCredentials;
   readonly client: ChannelCredentials;
-  readonly tls: boolean;
+  /** The same client material as buffers, for the node:http2 client; undefined for plaintext. */
+  readonly clientTls: { readonly ca: Buffer | null; readonly cert: Buffer | null; readonly key: Buffer | null } | undefined;
 }
 
 export function grpcCredentials(files: TlsFiles = {}): GrpcCredentials {
   const { certFile, keyFile, caFile } = files;
   if (!certFile && !keyFile && !caFile) {
-    return { server: ServerCredentials.createInsecure(), client: credentials.createInsecure(), tls: false };
+    return { server: ServerCredentials.createInsecure(), client: credentials.createInsecure(), clientTls: undefined };
   }
   if (!certFile !== !keyFile) throw invalidArgument('CALC_TLS_CERT and CALC_TLS_KEY go together');
   const read = (file: string, name: string) => {
@@ -41,6 +42,6 @@ export function grpcCredentials(files: TlsFiles = {}): GrpcCredentials {
       ? ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null)
       : ServerCredentials.createInsecure(),
     client: credentials.createSsl(ca, key, cert),
-    tls: true,
+    clientTls: { ca, cert, key },
   };
 }

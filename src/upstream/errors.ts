@@ -17,6 +17,12 @@ export class UpstreamUnavailableError extends CalcError {
     message: string,
     readonly target: string,
     readonly grpcCode: GrpcStatus,
+    /**
+     * The peer itself answered that something it needs is unavailable (the evaluator, when an
+     * arithmetic service is down): the request still goes to the queue, but the peer is alive,
+     * so this counts neither against its circuit nor as a reason to try another replica.
+     */
+    readonly peerAnswered = false,
   ) {
     super('UNAVAILABLE', message);
     this.name = 'UpstreamUnavailableError';
@@ -28,10 +34,10 @@ export const isUpstreamUnavailable = (error: unknown): error is UpstreamUnavaila
 
 /** Turns a grpc-js error into the calcmesh error a caller branches on. */
 export function fromGrpcError(error: ServiceError, target: string): CalcError {
-  if (UNAVAILABLE_STATUSES.has(error.code)) {
-    return new UpstreamUnavailableError(`${target}: ${GrpcStatus[error.code]}: ${error.details}`, target, error.code);
-  }
   const carried = error.metadata?.get(ERROR_CODE_KEY)[0];
+  if (UNAVAILABLE_STATUSES.has(error.code)) {
+    return new UpstreamUnavailableError(`${target}: ${GrpcStatus[error.code]}: ${error.details}`, target, error.code, carried === 'UNAVAILABLE');
+  }
   if (isErrorCode(carried) && carried !== 'UNAVAILABLE') return new CalcError(carried, error.details);
   switch (error.code) {
     case GrpcStatus.INVALID_ARGUMENT:

@@ -15,6 +15,7 @@ import { CircuitBreaker, type BreakerState } from '../resilience/index.js';
 import { createTargetClient, type CallOptions, type TargetClient } from './client.js';
 import { isUpstreamUnavailable, UpstreamUnavailableError } from './errors.js';
 import { createHealthProbe, type ReplicaHealth } from './health.js';
+import { createH2TargetClient, type H2Tls } from './h2-client.js';
 
 export interface ReplicaStatus {
   readonly target: string;
@@ -30,8 +31,11 @@ export interface ResilienceOptions {
   readonly halfOpenAfterMs?: number;
   /** Follow each replica with grpc.health.v1 Watch (default true). */
   readonly watchHealth?: boolean;
-  /** TLS or plaintext (the default). */
+  /** TLS or plaintext (the default), for grpc-js (health) and the node:http2 client (calls). */
   readonly credentials?: ChannelCredentials;
+  readonly h2Tls?: H2Tls | undefined;
+  /** Which client makes the calls: the lean node:http2 one (default) or grpc-js. */
+  readonly transport?: 'h2' | 'grpc-js';
   readonly onBreakerChange?: (op: ServiceOp, target: string, state: BreakerState, previous: BreakerState) => void;
   /** Called after every attempt with its outcome: `OK` or the calcmesh error code. */
   readonly onCall?: (op: ServiceOp, target: string, outcome: string, seconds: number) => void;
@@ -63,6 +67,16 @@ export function createUpstreams(targets: Readonly<Record<ServiceOp, readonly str
 
 type ReplicaPool = ReturnType<typeof createReplicaPool>;
 
+function withoutStack<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 interface Replica {
   readonly target: string;
   readonly client: TargetClient;
@@ -78,7 +92,7 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
     const probe = createHealthProbe(target, options.credentials);
     const replica: Replica = {
       target,
-      client: createTargetClient(target, options.credentials),
+      client: options.transport === 'grpc-js' ? createTargetClient(target, options.credentials) : createH2TargetClient(target, options.h2Tls),
       probe,
       health: 'UNKNOWN',
       inFlight: 0,
@@ -101,6 +115,10 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
     return replica;
   });
   let next = 0;
+  // While every circuit is open each request fails here at once: one shared error, no stack trace per request.
+  let allOpenError: UpstreamUnavailableError | undefined;
+  const allOpen = () =>
+    (allOpenError ??= withoutStack(() => new UpstreamUnavailableError(`${op}: no replica can be called (every circuit is open)`, targets.join(','), GrpcStatus.UNAVAILABLE)));
 
   /** The next replica in turn whose circuit allows a call, other than `except`. */
   const pick = (except?: Replica): Replica | undefined => {
@@ -123,8 +141,9 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
       replica.breaker.success();
       return value;
     } catch (error) {
-      // Only availability counts against a replica: an argument or domain error is an answer.
-      if (isUpstreamUnavailable(error)) replica.breaker.failure();
+      // Only this replica's own availability counts against it: an argument or domain error, or
+      // its answer that a service it needs is down, is an answer.
+      if (isUpstreamUnavailable(error) && !error.peerAnswered) replica.breaker.failure();
       else replica.breaker.success();
       outcome = (error as { code?: string }).code ?? 'INTERNAL';
       throw error;
@@ -137,13 +156,11 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
   return {
     async call<T>(attempt: (client: TargetClient) => Promise<T>): Promise<T> {
       const first = pick();
-      if (!first) {
-        throw new UpstreamUnavailableError(`${op}: no replica can be called (every circuit is open)`, targets.join(','), GrpcStatus.UNAVAILABLE);
-      }
+      if (!first) throw allOpen();
       try {
         return await attemptOn(first, attempt);
       } catch (error) {
-        const second = isUpstreamUnavailable(error) ? pick(first) : undefined;
+        const second = isUpstreamUnavailable(error) && !error.peerAnswered ? pick(first) : undefined;
         if (!second) throw error;
         return attemptOn(second, attempt);
       }

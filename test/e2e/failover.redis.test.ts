@@ -122,6 +122,9 @@ describe('durable failover through Redis Streams', () => {
     await redis.kill();
     try {
       for (let i = 0; i < 5; i++) assert.equal((await http(`${cluster.gatewayUrl}/add/${i}/1`)).body.result, i + 1);
+      // With an Idempotency-Key the request cannot be honoured without the store: refused, never answered twice.
+      const keyed = await http(`${cluster.gatewayUrl}/add/1/1`, { headers: { 'idempotency-key': 'during-outage' } });
+      assert.deepEqual([keyed.status, keyed.body.error.code], [503, 'UNAVAILABLE']);
     } finally {
       await redis.restart();
     }

@@ -103,7 +103,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     },
   };
 
-  await Promise.all((options.services ?? SERVICE_OPS).flatMap((op) => ports.get(op)!.map((_, i) => cluster.startService(op, {}, i))));
-  await cluster.startGateway();
+  try {
+    await Promise.all((options.services ?? SERVICE_OPS).flatMap((op) => ports.get(op)!.map((_, i) => cluster.startService(op, {}, i))));
+    await cluster.startGateway();
+  } catch (error) {
+    await cluster.close(); // a half-started cluster must not outlive the test
+    throw error;
+  }
   return cluster;
 }

@@ -35,6 +35,15 @@ test('when a service answers UNAVAILABLE or DEADLINE_EXCEEDED, then the caller s
   }
 });
 
+test('when a peer answers UNAVAILABLE with the calcmesh code, then it is a dependency down: queue it, but the peer is alive', () => {
+  const metadata = new Metadata();
+  metadata.set(ERROR_CODE_KEY, 'UNAVAILABLE');
+  const fromPeer = fromGrpcError(grpcError(GrpcStatus.UNAVAILABLE, 'multiply down', metadata), 't');
+  assert.ok(isUpstreamUnavailable(fromPeer) && fromPeer.peerAnswered);
+  const transport = fromGrpcError(grpcError(GrpcStatus.UNAVAILABLE, 'connection refused'), 't');
+  assert.ok(isUpstreamUnavailable(transport) && !transport.peerAnswered);
+});
+
 test('when a service answers an argument or domain error, then it maps to INVALID_ARGUMENT or DOMAIN_ERROR', () => {
   assert.equal(fromGrpcError(grpcError(GrpcStatus.INVALID_ARGUMENT), 't').code, 'INVALID_ARGUMENT');
   assert.equal(fromGrpcError(grpcError(GrpcStatus.FAILED_PRECONDITION), 't').code, 'DOMAIN_ERROR');

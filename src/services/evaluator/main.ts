@@ -16,6 +16,8 @@ export async function mainEvaluator(config: Config, logger: Logger): Promise<voi
   const upstreams = createUpstreams(config.targets, {
     ...config.breaker,
     credentials: credentials.client,
+    h2Tls: credentials.clientTls,
+    transport: config.grpcClient,
     onBreakerChange: (op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
   });
   const metrics = createServiceMetrics('evaluate');

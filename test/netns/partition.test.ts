@@ -1,0 +1,297 @@
+/**
+ * Seven hosts on one machine (deploy/netns-cluster.sh): each component in its own network
+ * namespace, over Redis, configured only through the environment. Then a network partition: the
+ * multiply host's packets are dropped both ways while its link stays up (a hung peer, as behind a
+ * broken switch; not a refused connection), and healed. Needs root; fails, never skips, without it.
+ *
+ * Timings (detection, recovery, drain) are printed as diagnostics; only generous bounds are
+ * asserted: this is a behaviour check, not a benchmark.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createNetnsCluster, requireNetns, sweepOrphans, type NetnsCluster } from './cluster.js';
+
+const DEADLINE_MS = 500;
+/** Claims sent during the partition still reach Redis when it heals; their tasks wait out a lease. */
+const LEASE_MS = 10_000;
+/** Longer than grpc keepalive time + timeout (10 s + 5 s, src/upstream/client.ts): the watch loses the replica too. */
+const CUT_MS = 16_000;
+const ANSWER_BOUND_MS = 5_000;
+const RECOVERY_BOUND_MS = 40_000;
+const DRAIN_BOUND_MS = LEASE_MS + 30_000;
+
+let cluster: NetnsCluster | undefined;
+let others: Background | undefined;
+let downDone = false;
+/** Every ticket issued, with the result it must end with. */
+const tickets: { id: string; expected: number; what: string }[] = [];
+let cutAt = 0;
+
+function teardown(): void {
+  if (downDone || !cluster) return;
+  downDone = true;
+  cluster.down();
+}
+
+before(async () => {
+  requireNetns();
+  const swept = sweepOrphans();
+  if (swept.length > 0) console.log(`# removed clusters of killed earlier runs: ${swept.join(', ')}`);
+  cluster = createNetnsCluster({
+    CALC_DEADLINE_MS: String(DEADLINE_MS),
+    CALC_LEASE_MS: String(LEASE_MS),
+    LOG_LEVEL: 'info',
+    // grpc-js says in the logs when keepalive gives a connection up and when it reconnects.
+    GRPC_TRACE: 'keepalive,subchannel',
+    GRPC_VERBOSITY: 'DEBUG',
+  });
+  console.log(`# netns cluster ${cluster.prefix} on ${cluster.subnet}.0/24, run dir ${cluster.runDir}`);
+  // Hooks do not run on a signal; the namespaces must go anyway.
+  process.once('exit', teardown);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      teardown();
+      process.exit(130);
+    });
+  }
+  await cluster.up();
+});
+
+after(() => {
+  others?.stop();
+  if (!cluster) return;
+  const pids = cluster.pids();
+  teardown();
+  assert.deepEqual(cluster.leftovers(pids), [], `nothing of ${cluster.prefix} is left`);
+});
+
+test('when the seven hosts are up, then /readyz reports every service serving and requests cross hosts', async () => {
+  const c = cluster!;
+  const ready = await poll(async () => {
+    const reply = await get(`${c.gatewayUrl}/readyz`).catch(() => undefined);
+    const services = Object.values(reply?.body?.services ?? {}) as { serving: boolean }[];
+    return reply?.status === 200 && services.length === 5 && services.every((s) => s.serving) ? reply : undefined;
+  }, 30_000, 'every service serving in /readyz');
+  assert.equal(ready.body.queue.backend, 'redis');
+
+  const sum = await get(`${c.gatewayUrl}/add/6/7`);
+  assert.deepEqual([sum.status, sum.body.result], [200, 13], sum.text);
+  const expression = await evaluate(c.gatewayUrl, '(6+7)*3 - 8/2');
+  assert.deepEqual([expression.status, expression.body.result], [200, 35], expression.text);
+});
+
+test('when the multiply host is cut off, then multiply is queued within the deadline and every other operation keeps answering 200', { timeout: 120_000 }, async (t) => {
+  const c = cluster!;
+  others = startOthers(c.gatewayUrl);
+  await others.answered(20);
+  const watcher = watchMultiply(c.gatewayUrl);
+
+  await c.cut('multiply');
+  cutAt = Date.now();
+  const latencies: number[] = [];
+  const needsMultiply = await evaluate(c.gatewayUrl, '(20+1)*3');
+  assert.equal(needsMultiply.status, 202, `an expression that needs multiply is queued: ${needsMultiply.text}`);
+  tickets.push({ id: needsMultiply.body.id, expected: 63, what: '(20+1)*3' });
+  for (let a = 1; Date.now() - cutAt < CUT_MS; a++) {
+    const started = Date.now();
+    const reply = await get(`${c.gatewayUrl}/multiply/${a}/7`);
+    const ms = Date.now() - started;
+    assert.equal(reply.status, 202, `multiply ${a}*7 during the partition: ${reply.text}`);
+    assert.ok(ms < ANSWER_BOUND_MS, `multiply ${a}*7 was answered after ${ms} ms (deadline ${DEADLINE_MS} ms)`);
+    tickets.push({ id: reply.body.id, expected: a * 7, what: `${a}*7` });
+    latencies.push(ms);
+    await sleep(200);
+  }
+  watcher.stop();
+
+  const tally = others.tally();
+  assert.deepEqual(tally.bad, [], 'add, subtract, divide and expressions without * answered 200 with the right result');
+  t.diagnostic(`partition: ${latencies.length} multiply requests, all 202; latency first ${latencies.slice(0, 4).join('/')} ms, then at most ${Math.max(...latencies.slice(4))} ms`);
+  t.diagnostic(`detection: circuit open ${since(watcher.firstOpenAt)} after the cut (${DEADLINE_MS} ms deadline x CALC_BREAKER_FAILURES); health no longer SERVING ${since(watcher.firstUnhealthyAt)}; grpc-js keepalive gave the watch's connection up ${since(grpcTraceAt(c.log('gateway'), c.address('multiply'), /Ping timeout passed without response/, cutAt))}`);
+  t.diagnostic(`others: ${tally.ok} answers, all 200`);
+});
+
+test('when the link is restored, then direct multiply calls resume and every ticket is done with the right result', { timeout: 120_000 }, async (t) => {
+  const c = cluster!;
+  assert.ok(cutAt > 0, 'the partition ran');
+  await c.heal('multiply');
+  const healedAt = Date.now();
+
+  let direct: number | undefined;
+  for (let a = 1000; direct === undefined; a++) {
+    assert.ok(Date.now() - healedAt < RECOVERY_BOUND_MS, `no direct multiply answer ${RECOVERY_BOUND_MS} ms after the link was restored`);
+    const reply = await get(`${c.gatewayUrl}/multiply/${a}/7`);
+    if (reply.status === 200) {
+      assert.equal(reply.body.result, a * 7);
+      direct = Date.now() - healedAt;
+    } else {
+      assert.equal(reply.status, 202, reply.text);
+      tickets.push({ id: reply.body.id, expected: a * 7, what: `${a}*7` });
+      await sleep(100);
+    }
+  }
+
+  const completed: { what: string; afterHealMs: number }[] = [];
+  for (const ticket of tickets) {
+    const done = await poll(async () => {
+      const reply = await get(`${c.gatewayUrl}/v1/results/${ticket.id}?wait=5`);
+      return reply.body?.status === 'queued' ? undefined : reply.body;
+    }, Math.max(1000, healedAt + DRAIN_BOUND_MS - Date.now()), `ticket ${ticket.what} (${ticket.id})`);
+    assert.deepEqual([done.status, done.result], ['done', ticket.expected], `ticket ${ticket.what}: ${JSON.stringify(done)}`);
+    completed.push({ what: ticket.what, afterHealMs: Date.parse(done.completedAt) - healedAt });
+  }
+  const tally = others!.stop();
+  assert.deepEqual(tally.bad, [], 'add, subtract, divide and expressions without * answered 200 throughout');
+
+  const log = c.log('gateway');
+  const changes = circuitChanges(log, healedAt).filter((change) => change.at <= healedAt + direct!);
+  t.diagnostic(`recovery: the watch's connection to multiply ready ${since(grpcTraceAt(log, c.address('multiply'), /CONNECTING -> READY/, healedAt), healedAt)} after the heal, circuit closed ${since(changes.find((change) => change.state === 'closed')?.at, healedAt)} (opened again ${changes.filter((change) => change.state === 'open').length} times before the first direct answer), first direct 200 after ${direct} ms`);
+  const last = completed.reduce((a, b) => (b.afterHealMs > a.afterHealMs ? b : a));
+  t.diagnostic(`drain: ${tickets.length} tickets done with the right result, the last (${last.what}) ${last.afterHealMs} ms after the heal (lease ${LEASE_MS} ms); done per second after the heal: ${histogram(completed.map((c) => c.afterHealMs))}`);
+  t.diagnostic(`others: ${tally.ok} answers during the whole run, all 200`);
+});
+
+test('when expressions that need multiply keep failing during its partition, then expressions that do not still answer 200', {
+  todo: 'the gateway counts the evaluator\'s UNAVAILABLE (multiply unreachable) against the evaluator\'s own circuit (src/upstream/pool.ts attemptOn), which opens after 3 and queues every expression',
+  timeout: 60_000,
+}, async () => {
+  const c = cluster!;
+  await c.cut('multiply');
+  try {
+    for (let k = 1; k <= 3; k++) assert.equal((await evaluate(c.gatewayUrl, `${k}*2`)).status, 202);
+    const plain = await evaluate(c.gatewayUrl, '1+2');
+    assert.deepEqual([plain.status, plain.body.result], [200, 3], `an expression without * while multiply is cut off: ${plain.text}`);
+  } finally {
+    await c.heal('multiply');
+  }
+});
+
+// --- helpers ----------------------------------------------------------------------------------
+
+interface Reply {
+  readonly status: number;
+  readonly body: any;
+  readonly text: string;
+}
+
+async function get(url: string, init: RequestInit = {}): Promise<Reply> {
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: response.status, body, text };
+}
+
+const evaluate = (base: string, expression: string) =>
+  get(`${base}/v1/evaluate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ expression }) });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const since = (at: number | undefined, from = cutAt) => (at === undefined ? 'not seen' : `${at - from} ms`);
+
+interface Background {
+  answered(count: number): Promise<void>;
+  tally(): { ok: number; bad: string[] };
+  stop(): { ok: number; bad: string[] };
+}
+
+/** add, subtract, divide and expressions without * in turn, each checked for status 200 and its result. */
+function startOthers(base: string): Background {
+  const calls = [
+    (i: number) => ({ what: `add ${i}+1`, send: () => get(`${base}/add/${i}/1`), expected: i + 1 }),
+    (i: number) => ({ what: `subtract ${i}-1`, send: () => get(`${base}/subtract/${i}/1`), expected: i - 1 }),
+    (i: number) => ({ what: `divide ${i * 4}/4`, send: () => get(`${base}/divide/${i * 4}/4`), expected: i }),
+    (i: number) => ({ what: `evaluate (${i}+2)-3/4`, send: () => evaluate(base, `(${i}+2)-3/4`), expected: i + 1.25 }),
+  ];
+  let stopped = false;
+  let ok = 0;
+  const bad: string[] = [];
+  void (async () => {
+    for (let i = 0; !stopped; i++) {
+      const call = calls[i % calls.length]!(i);
+      const started = Date.now();
+      try {
+        const reply = await call.send();
+        if (reply.status === 200 && reply.body.result === call.expected) ok++;
+        else bad.push(`${call.what}: ${reply.status} after ${Date.now() - started} ms ${reply.text.slice(0, 200)}`);
+      } catch (error) {
+        bad.push(`${call.what}: ${(error as Error).message}`);
+      }
+      await sleep(50);
+    }
+  })();
+  return {
+    answered: (count) => poll(async () => (ok >= count ? true : undefined), 10_000, `${count} answers`).then(() => undefined),
+    tally: () => ({ ok, bad: [...bad] }),
+    stop() {
+      stopped = true;
+      return { ok, bad: [...bad] };
+    },
+  };
+}
+
+/** Follows the gateway's view of the multiply replica (/v1/status) every 100 ms. */
+function watchMultiply(base: string) {
+  const seen: { firstOpenAt?: number; firstUnhealthyAt?: number } = {};
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      const replica = (await get(`${base}/v1/status`).catch(() => undefined))?.body?.services?.multiply?.replicas?.[0];
+      if (replica && cutAt > 0) {
+        if (replica.breaker !== 'closed') seen.firstOpenAt ??= Date.now();
+        if (replica.health !== 'SERVING') seen.firstUnhealthyAt ??= Date.now();
+      }
+      await sleep(100);
+    }
+  })();
+  return {
+    get firstOpenAt() {
+      return seen.firstOpenAt;
+    },
+    get firstUnhealthyAt() {
+      return seen.firstUnhealthyAt;
+    },
+    stop: () => void (stopped = true),
+  };
+}
+
+/** "0s:3 10s:65 …": how many of `values` (ms) fall in each second. */
+function histogram(values: number[]): string {
+  const bins = new Map<number, number>();
+  for (const ms of values) bins.set(Math.floor(ms / 1000), (bins.get(Math.floor(ms / 1000)) ?? 0) + 1);
+  return [...bins].sort(([a], [b]) => a - b).map(([s, n]) => `${s}s:${n}`).join(' ');
+}
+
+/** When grpc-js traced `event` for the connection to `address` (GRPC_TRACE), first at or after `from`. */
+function grpcTraceAt(log: string, address: string, event: RegExp, from: number): number | undefined {
+  for (const line of log.split('\n')) {
+    const match = /^D (\S+) \|.*\| \(\d+\) ([\d.]+):\d+ (.*)$/.exec(line);
+    if (match && match[2] === address && event.test(match[3]!) && Date.parse(match[1]!) >= from) return Date.parse(match[1]!);
+  }
+  return undefined;
+}
+
+/** The gateway's circuit changes for multiply at or after `from`, from its log. */
+function circuitChanges(log: string, from: number): { state: string; at: number }[] {
+  const changes: { state: string; at: number }[] = [];
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('"op":"multiply"') || !line.includes('"msg":"circuit ')) continue;
+    const entry = JSON.parse(line) as { time: string; state: string };
+    if (Date.parse(entry.time) >= from) changes.push({ state: entry.state, at: Date.parse(entry.time) });
+  }
+  return changes;
+}
