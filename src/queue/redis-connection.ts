@@ -119,6 +119,17 @@ export class Connection {
     return this.firstReady;
   }
 
+  /**
+   * A command that timed out leaves its socket suspect: a partition or a hung server, behind
+   * which every later command would queue until TCP gives up (minutes). Drop it and connect
+   * anew, so the queue answers again as soon as the network does.
+   */
+  dropIfTimedOut(error: unknown): void {
+    if (!(error instanceof Error) || !/timed out/i.test(error.message) || this.redis.status !== 'ready') return;
+    this.settings.logger?.warn({ err: error.message }, 'queue: redis command timed out; replacing the connection');
+    this.redis.disconnect(true);
+  }
+
   private why(): string {
     return this.lastError ? ` (${this.lastError})` : '';
   }

@@ -60,6 +60,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       await main.ready();
       return await command();
     } catch (error) {
+      main.dropIfTimedOut(error);
       throw toUnavailable(error);
     }
   }

@@ -25,6 +25,26 @@ const { NGHTTP2_CANCEL } = http2.constants;
 const USER_AGENT = 'calcmesh-h2/1';
 /** After a failed connect, calls fail at once for this long instead of each dialing again. */
 const RECONNECT_PAUSE_MS = 100;
+/** HTTP/2 PING keepalive, as grpc-js is configured (CHANNEL_OPTIONS): a peer that vanished is noticed. */
+const KEEPALIVE_MS = 10_000;
+const KEEPALIVE_TIMEOUT_MS = 5_000;
+/** After a call missed its deadline, a quicker PING tells a dead connection from a slow peer. */
+const SUSPECT_TIMEOUT_MS = 1_000;
+
+/** Destroys the session unless it answers a PING within `timeoutMs`; its streams then fail and the next call dials anew. */
+function probe(session: ClientHttp2Session, timeoutMs: number): void {
+  if (session.closed || session.destroyed) return;
+  const timer = setTimeout(() => session.destroy(new Error(`no PING answer in ${timeoutMs} ms`)), timeoutMs);
+  timer.unref();
+  try {
+    session.ping((error) => {
+      clearTimeout(timer);
+      if (error) session.destroy(error);
+    });
+  } catch {
+    clearTimeout(timer); // a PING already outstanding, or the session is closing
+  }
+}
 
 export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient {
   const authority = `${tls ? 'https' : 'http'}://${target}`;
@@ -44,7 +64,12 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
       forget();
     });
     created.on('goaway', forget); // in-flight streams finish; new calls use a new session
-    created.on('close', forget);
+    const keepalive = setInterval(() => probe(created, KEEPALIVE_TIMEOUT_MS), KEEPALIVE_MS);
+    keepalive.unref();
+    created.on('close', () => {
+      clearInterval(keepalive);
+      forget();
+    });
     created.unref(); // an idle connection never keeps the process alive
     session = created;
     return created;
@@ -73,6 +98,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
         finish(fromGrpcError(Object.assign(new Error(details), { code, details, metadata }) as ServiceError, target));
 
       let stream: http2.ClientHttp2Stream;
+      let used: ClientHttp2Session;
       try {
         const headers: http2.OutgoingHttpHeaders = {
           ':method': 'POST',
@@ -83,7 +109,8 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
           'grpc-timeout': `${Math.ceil(remaining)}m`,
         };
         if (options.requestId) headers[REQUEST_ID_KEY] = options.requestId;
-        stream = connect().request(headers);
+        used = connect();
+        stream = used.request(headers);
       } catch (error) {
         fail(GrpcStatus.UNAVAILABLE, (error as Error).message);
         return;
@@ -91,6 +118,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
       const timer = setTimeout(() => {
         stream.close(NGHTTP2_CANCEL);
         fail(GrpcStatus.DEADLINE_EXCEEDED, 'Deadline exceeded');
+        probe(used, SUSPECT_TIMEOUT_MS);
       }, remaining);
 
       const chunks: Buffer[] = [];

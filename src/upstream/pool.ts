@@ -37,6 +37,8 @@ export interface ResilienceOptions {
   /** Which client makes the calls: the lean node:http2 one (default) or grpc-js. */
   readonly transport?: 'h2' | 'grpc-js';
   readonly onBreakerChange?: (op: ServiceOp, target: string, state: BreakerState, previous: BreakerState) => void;
+  /** The services this process calls (default: all); the evaluator leaves itself out. */
+  readonly operations?: readonly ServiceOp[];
   /** Called after every attempt with its outcome: `OK` or the calcmesh error code. */
   readonly onCall?: (op: ServiceOp, target: string, outcome: string, seconds: number) => void;
   readonly now?: () => number;
@@ -51,14 +53,19 @@ export interface Upstreams {
 }
 
 export function createUpstreams(targets: Readonly<Record<ServiceOp, readonly string[]>>, options: ResilienceOptions = {}): Upstreams {
+  const operations = options.operations ?? SERVICE_OPS;
   const pools = new Map<ServiceOp, ReplicaPool>();
-  for (const op of SERVICE_OPS) pools.set(op, createReplicaPool(op, targets[op], options));
-  const pool = (op: ServiceOp) => pools.get(op)!;
+  for (const op of operations) pools.set(op, createReplicaPool(op, targets[op], options));
+  const pool = (op: ServiceOp) => {
+    const found = pools.get(op);
+    if (!found) throw new Error(`this process does not call the ${op} service`);
+    return found;
+  };
 
   return {
     arithmetic: (op, num1, num2, callOptions) => pool(op).call((c) => c.arithmetic(op, num1, num2, callOptions)),
     evaluate: (expression, callOptions) => pool('evaluate').call((c) => c.evaluate(expression, callOptions)),
-    status: () => Object.fromEntries(SERVICE_OPS.map((op) => [op, pool(op).status()])) as Record<ServiceOp, ReplicaStatus[]>,
+    status: () => Object.fromEntries(operations.map((op) => [op, pool(op).status()])) as Record<ServiceOp, ReplicaStatus[]>,
     close() {
       for (const p of pools.values()) p.close();
     },

@@ -27,7 +27,7 @@ export async function startServices(options: { deadlineMs?: number } = {}): Prom
   const build = (op: ServiceOp): ServiceHost => {
     if (op !== 'evaluate') return buildArithmeticServer(op, { logger: silentLogger() });
     // The evaluator calls only the arithmetic services; its own target is never used.
-    evaluatorUpstreams ??= createUpstreams({ ...targets, evaluate: ['127.0.0.1:9'] });
+    evaluatorUpstreams ??= createUpstreams({ ...targets, evaluate: ['127.0.0.1:9'] }, { operations: ARITHMETIC_OPS });
     return buildEvaluatorServer({ upstreams: evaluatorUpstreams, logger: silentLogger(), deadlineMs: options.deadlineMs ?? 1000 });
   };
 

@@ -1,6 +1,6 @@
 import type { Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
-import { DEFAULT_PORTS } from '../../shared/operations.js';
+import { ARITHMETIC_OPS, DEFAULT_PORTS } from '../../shared/operations.js';
 import { createUpstreams, isUpstreamUnavailable } from '../../upstream/index.js';
 import { runService } from '../run.js';
 import { createServiceMetrics } from '../metrics.js';
@@ -15,6 +15,7 @@ export async function mainEvaluator(config: Config, logger: Logger): Promise<voi
   const credentials = grpcCredentials(config.tls);
   const upstreams = createUpstreams(config.targets, {
     ...config.breaker,
+    operations: ARITHMETIC_OPS,
     credentials: credentials.client,
     h2Tls: credentials.clientTls,
     transport: config.grpcClient,

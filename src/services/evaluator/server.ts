@@ -22,7 +22,12 @@ export interface EvaluatorDeps {
  */
 export function evaluateExpression(deps: EvaluatorDeps, expression: string, context: { requestId: string; deadline: number }) {
   const tree = parseExpression(expression);
-  const deadline = Math.min(context.deadline, Date.now() + deps.deadlineMs);
+  const now = Date.now();
+  const callerLeft = context.deadline - now;
+  // Keep a slice of the caller's time for the way back, so that "a service I need is down"
+  // reaches the caller as this evaluator's UNAVAILABLE answer, not as the caller's own
+  // DEADLINE_EXCEEDED (which would count against this evaluator's circuit).
+  const deadline = Math.min(context.deadline - Math.min(100, callerLeft * 0.1), now + deps.deadlineMs);
   const evaluator = createEvaluator({
     arithmetic: {
       compute: (op: ArithmeticOp, a: number, b: number) =>
