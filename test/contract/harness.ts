@@ -45,19 +45,8 @@ export function newTask(operation: ServiceOp = 'add', overrides: Partial<NewTask
   return { id, client: 'alice', requestId: `req-${id}`, operation, num1: counter, num2: 2, ...overrides };
 }
 
-/**
- * Polls `probe` until it returns something other than undefined; fails after `timeoutMs`.
- * The way to wait for a condition without sleeping a fixed time.
- */
-export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 5000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, pause));
-  }
-}
+/** Waiting for a condition without sleeping a fixed time: the one helper all tests share. */
+export { waitFor as eventually } from '../helpers/gateway.js';
 
 /** Yields to the event loop a few times: enough for anything already runnable to have run. */
 export async function settle(turns = 5): Promise<void> {

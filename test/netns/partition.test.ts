@@ -9,6 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { http, type HttpReply } from '../helpers/gateway.js';
 import { createNetnsCluster, requireNetns, sweepOrphans, type NetnsCluster } from './cluster.js';
 
 const DEADLINE_MS = 500;
@@ -172,23 +173,8 @@ test('when several expressions that need multiply are sent at once during its pa
 
 // --- helpers ----------------------------------------------------------------------------------
 
-interface Reply {
-  readonly status: number;
-  readonly body: any;
-  readonly text: string;
-}
-
-async function get(url: string, init: RequestInit = {}): Promise<Reply> {
-  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: response.status, body, text };
-}
+type Reply = HttpReply;
+const get = http;
 
 const evaluate = (base: string, expression: string) =>
   get(`${base}/v1/evaluate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ expression }) });
