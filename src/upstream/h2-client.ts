@@ -94,8 +94,11 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
         if (error) reject(error);
         else resolve(value!);
       };
-      const fail = (code: GrpcStatus, details: string, metadata = new Metadata()) =>
-        finish(fromGrpcError(Object.assign(new Error(details), { code, details, metadata }) as ServiceError, target));
+      // 'close' follows every answer: build an error (and its stack) only when it is the outcome.
+      const fail = (code: GrpcStatus, details: string, metadata?: Metadata) => {
+        if (settled) return;
+        finish(fromGrpcError({ code, details, metadata: metadata ?? new Metadata(), message: details, name: 'ServiceError' } as ServiceError, target));
+      };
 
       let stream: http2.ClientHttp2Stream;
       let used: ClientHttp2Session;
