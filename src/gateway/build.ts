@@ -4,6 +4,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../shared/config.js';
+import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { compute } from '../services/arithmetic/compute.js';
 import { evaluateLocally, parseExpression } from '../services/evaluator/index.js';
@@ -44,6 +45,14 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     routerOptions: { maxParamLength: 1000, ignoreTrailingSlash: true },
     // Strict JSON: `{"expression": 42}` is an error, not the string "42".
     ajv: { customOptions: { coerceTypes: false } },
+    // A request Node's HTTP parser refuses never reaches Fastify's handlers: answer it in JSON too.
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable) return;
+      const tooLarge = (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify(new CalcError(tooLarge ? 'PAYLOAD_TOO_LARGE' : 'INVALID_ARGUMENT', tooLarge ? 'the request line or headers are too large' : 'malformed HTTP request').toJSON());
+      const status = tooLarge ? '413 Payload Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    },
     frameworkErrors: (error, request, reply) => {
       sendError(reply, request.url.length > MAX_URL_CHARS ? uriTooLong() : toCalcError(error));
     },

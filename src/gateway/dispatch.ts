@@ -65,8 +65,13 @@ export function createDispatcher(deps: DispatcherDeps) {
     try {
       await queue.enqueue(task);
     } catch (error) {
-      logger.error({ reqId: caller.requestId, err: error }, 'service and queue both unavailable; request not accepted');
-      throw new CalcError('UNAVAILABLE', `the ${job.operation} service is unavailable and the request could not be queued; nothing was accepted, retry later`);
+      // A write that timed out may still have been applied (Redis ran it late): ask once before
+      // answering that nothing was accepted. Enqueueing is idempotent by id, so either way one task.
+      const stored = await queue.getTicket(caller.client, id).catch(() => undefined);
+      if (!stored) {
+        logger.error({ reqId: caller.requestId, err: error }, 'service and queue both unavailable; request not accepted');
+        throw new CalcError('UNAVAILABLE', `the ${job.operation} service is unavailable and the request could not be queued; nothing was accepted, retry later`);
+      }
     }
     deps.metrics?.queued(job.operation);
     // One line per queued request, with its ticket; the circuit changes are logged where they happen.
@@ -81,7 +86,15 @@ export function createDispatcher(deps: DispatcherDeps) {
       return { kind: 'done', id, result };
     } catch (error) {
       if (isUpstreamUnavailable(error)) {
-        return enqueue(job, caller, id, error);
+        try {
+          return await enqueue(job, caller, id, error);
+        } catch (refused) {
+          // A domain error found by the pre-check is this request's answer: remember it for the key.
+          if (remember && refused instanceof CalcError && refused.code !== 'UNAVAILABLE') {
+            await saveQuietly(ticketOf(job, caller.client, id, { status: 'failed', error: { code: refused.code, message: refused.message } }));
+          }
+          throw refused;
+        }
       }
       if (remember && error instanceof CalcError && error.code !== 'UPSTREAM_ERROR') {
         await saveQuietly(ticketOf(job, caller.client, id, { status: 'failed', error: { code: error.code, message: error.message } }));

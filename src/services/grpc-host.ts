@@ -69,20 +69,23 @@ export function createServiceHost(options: ServiceHostOptions): ServiceHost {
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(options.serviceName, 'NOT_SERVING');
       if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs));
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          options.logger.warn({ forceAfterMs }, 'in-flight calls did not finish in time; forcing shutdown');
-          server.forceShutdown();
-          resolve();
-        }, forceAfterMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
+      // tryShutdown alone would also wait for the callers' health Watch streams, which never
+      // end by themselves: stop taking calls, wait for the unary calls in flight, then close
+      // everything that is left (the Watches) at once.
+      let closed = false;
+      server.tryShutdown(() => {
+        closed = true;
       });
+      const until = Date.now() + forceAfterMs;
+      while (inFlightCalls > 0 && !closed && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      if (inFlightCalls > 0) options.logger.warn({ forceAfterMs, inFlightCalls }, 'in-flight calls did not finish in time; forcing shutdown');
+      if (!closed) server.forceShutdown();
     },
   };
 }
+
+/** Unary calls being handled by this process, for a graceful stop. */
+let inFlightCalls = 0;
 
 /**
  * Adapts a promise handler to grpc-js: request id and deadline in, CalcError out as its gRPC
@@ -98,7 +101,9 @@ export function unary<Req, Res>(name: string, handler: UnaryHandler<Req, Res>, l
     const deadline = deadlineValue instanceof Date ? deadlineValue.getTime() : Number(deadlineValue);
     const context: CallContext = { requestId, deadline: Number.isFinite(deadline) ? deadline : Infinity };
     const started = performance.now();
+    inFlightCalls++;
     const done = (error: unknown, response?: Res) => {
+      inFlightCalls--;
       const elapsed = performance.now() - started;
       const ms = Math.round(elapsed * 1000) / 1000;
       if (error === undefined) {

@@ -59,9 +59,10 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   });
 
   onShutdown(logger, async () => {
-    await host.shutdown({ graceMs: config.service.drainGraceMs });
+    // Both at once: the consumer stops claiming and finishes what it holds while the gRPC
+    // server reports NOT_SERVING, lets callers move away and finishes its calls.
+    await Promise.all([host.shutdown({ graceMs: config.service.drainGraceMs }), consumer.stop()]);
     metricsServer?.close();
-    await consumer.stop();
     await queue.close();
     options.onStop?.();
     logger.info({ op }, `${op} service stopped`);

@@ -39,7 +39,7 @@ export function createTargetClient(target: string, creds: ChannelCredentials = c
   const unaryCall = <Res extends { result: number }>(client: Client, method: string, request: object, options: CallOptions) =>
     new Promise<number>((resolve, reject) => {
       if (options.deadline <= Date.now()) {
-        reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, 4));
+        reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, 4, 'deadline'));
         return;
       }
       const metadata = new Metadata();

@@ -11,21 +11,31 @@ import { ERROR_CODE_KEY } from '../services/grpc-host.js';
  */
 export const UNAVAILABLE_STATUSES: ReadonlySet<GrpcStatus> = new Set([GrpcStatus.UNAVAILABLE, GrpcStatus.DEADLINE_EXCEEDED]);
 
+/**
+ * Where an availability failure comes from, which decides what it means:
+ *  - transport: this replica did not answer (refused, reset, timed out): counts against its
+ *    circuit, and the call may be tried on another replica;
+ *  - peer: the replica answered that a service it needs is down (the evaluator): it is alive;
+ *  - circuit: no replica could be called because every circuit is open;
+ *  - deadline: the call was never sent, no time was left before the caller's deadline.
+ */
+export type UnavailableOrigin = 'transport' | 'peer' | 'circuit' | 'deadline';
+
 /** An upstream failure of availability: the caller may queue the request or try another replica. */
 export class UpstreamUnavailableError extends CalcError {
   constructor(
     message: string,
     readonly target: string,
     readonly grpcCode: GrpcStatus,
-    /**
-     * The peer itself answered that something it needs is unavailable (the evaluator, when an
-     * arithmetic service is down): the request still goes to the queue, but the peer is alive,
-     * so this counts neither against its circuit nor as a reason to try another replica.
-     */
-    readonly peerAnswered = false,
+    readonly origin: UnavailableOrigin = 'transport',
   ) {
     super('UNAVAILABLE', message);
     this.name = 'UpstreamUnavailableError';
+  }
+
+  /** Did this replica itself fail to answer (and so count against its circuit)? */
+  get replicaFailed(): boolean {
+    return this.origin === 'transport';
   }
 }
 
@@ -36,7 +46,7 @@ export const isUpstreamUnavailable = (error: unknown): error is UpstreamUnavaila
 export function fromGrpcError(error: ServiceError, target: string): CalcError {
   const carried = error.metadata?.get(ERROR_CODE_KEY)[0];
   if (UNAVAILABLE_STATUSES.has(error.code)) {
-    return new UpstreamUnavailableError(`${target}: ${GrpcStatus[error.code]}: ${error.details}`, target, error.code, carried === 'UNAVAILABLE');
+    return new UpstreamUnavailableError(`${target}: ${GrpcStatus[error.code]}: ${error.details}`, target, error.code, carried === 'UNAVAILABLE' ? 'peer' : 'transport');
   }
   if (isErrorCode(carried) && carried !== 'UNAVAILABLE') return new CalcError(carried, error.details);
   switch (error.code) {

@@ -31,6 +31,15 @@ const KEEPALIVE_TIMEOUT_MS = 5_000;
 /** After a call missed its deadline, a quicker PING tells a dead connection from a slow peer. */
 const SUSPECT_TIMEOUT_MS = 1_000;
 
+/** grpc-message is percent-encoded; a peer that got it wrong must not crash the caller. */
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 /** Destroys the session unless it answers a PING within `timeoutMs`; its streams then fail and the next call dials anew. */
 function probe(session: ClientHttp2Session, timeoutMs: number): void {
   if (session.closed || session.destroyed) return;
@@ -79,7 +88,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
     new Promise<number>((resolve, reject) => {
       const remaining = options.deadline - Date.now();
       if (remaining <= 0) {
-        reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, GrpcStatus.DEADLINE_EXCEEDED));
+        reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, GrpcStatus.DEADLINE_EXCEEDED, 'deadline'));
         return;
       }
       if (Date.now() - failedAt < RECONNECT_PAUSE_MS && !session) {
@@ -87,6 +96,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
         return;
       }
       let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const finish = (error: Error | undefined, value?: number) => {
         if (settled) return;
         settled = true;
@@ -118,7 +128,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
         fail(GrpcStatus.UNAVAILABLE, (error as Error).message);
         return;
       }
-      const timer = setTimeout(() => {
+      timer = setTimeout(() => {
         stream.close(NGHTTP2_CANCEL);
         fail(GrpcStatus.DEADLINE_EXCEEDED, 'Deadline exceeded');
         probe(used, SUSPECT_TIMEOUT_MS);
@@ -132,7 +142,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
       });
       const onStatus = (headers: IncomingHttpHeaders) => {
         const status = Number(headers['grpc-status']);
-        const details = decodeURIComponent(String(headers['grpc-message'] ?? ''));
+        const details = percentDecoded(String(headers['grpc-message'] ?? ''));
         if (status !== GrpcStatus.OK) {
           const metadata = new Metadata();
           const code = headers[ERROR_CODE_KEY];

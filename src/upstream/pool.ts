@@ -125,7 +125,7 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
   // While every circuit is open each request fails here at once: one shared error, no stack trace per request.
   let allOpenError: UpstreamUnavailableError | undefined;
   const allOpen = () =>
-    (allOpenError ??= withoutStack(() => new UpstreamUnavailableError(`${op}: no replica can be called (every circuit is open)`, targets.join(','), GrpcStatus.UNAVAILABLE)));
+    (allOpenError ??= withoutStack(() => new UpstreamUnavailableError(`${op}: no replica can be called (every circuit is open)`, targets.join(','), GrpcStatus.UNAVAILABLE, 'circuit')));
 
   /** The next replica in turn whose circuit allows a call, other than `except`. */
   const pick = (except?: Replica): Replica | undefined => {
@@ -148,10 +148,11 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
       replica.breaker.success();
       return value;
     } catch (error) {
-      // Only this replica's own availability counts against it: an argument or domain error, or
-      // its answer that a service it needs is down, is an answer.
-      if (isUpstreamUnavailable(error) && !error.peerAnswered) replica.breaker.failure();
-      else replica.breaker.success();
+      // Only this replica's own failure to answer counts against it: an argument or domain
+      // error, or its answer that a service it needs is down, is an answer; a call never sent
+      // (no time left) says nothing about it.
+      if (isUpstreamUnavailable(error) && error.replicaFailed) replica.breaker.failure();
+      else if (!isUpstreamUnavailable(error) || error.origin === 'peer') replica.breaker.success();
       outcome = (error as { code?: string }).code ?? 'INTERNAL';
       throw error;
     } finally {
@@ -167,7 +168,7 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
       try {
         return await attemptOn(first, attempt);
       } catch (error) {
-        const second = isUpstreamUnavailable(error) && !error.peerAnswered ? pick(first) : undefined;
+        const second = isUpstreamUnavailable(error) && error.replicaFailed ? pick(first) : undefined;
         if (!second) throw error;
         return attemptOn(second, attempt);
       }

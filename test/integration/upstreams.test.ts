@@ -52,3 +52,24 @@ test('when one of two replicas is down, then every call is answered by the other
     pair.close();
   }
 });
+
+test('when one of two replicas hangs, then the calls it made time out count against it alone, and the healthy one keeps its circuit', async () => {
+  const { Server, ServerCredentials } = await import('@grpc/grpc-js');
+  const { loadProto } = await import('../../src/shared/proto.js');
+  const silent = new Server();
+  silent.addService(loadProto().Calculator.service as import('@grpc/grpc-js').ServiceDefinition, { Add: () => undefined });
+  const port = await new Promise<number>((resolve, reject) =>
+    silent.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const pair = createUpstreams({ ...services.targets, add: [`127.0.0.1:${port}`, services.targets.add[0]!] }, { watchHealth: false, failureThreshold: 3 });
+  try {
+    const outcomes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      outcomes.push(await pair.arithmetic('add', i, 1, { deadline: Date.now() + 150, requestId: 't' }).then(String, (e: CalcError) => e.code));
+    }
+    assert.deepEqual(pair.status().add.map((r) => r.breaker), ['open', 'closed']);
+    assert.ok(outcomes.slice(-3).every((o, k) => o === String(5 + k + 1)), `the last calls were answered by the healthy replica: ${outcomes}`);
+  } finally {
+    pair.close();
+    silent.forceShutdown();
+  }
+});

@@ -39,9 +39,9 @@ test('when a peer answers UNAVAILABLE with the calcmesh code, then it is a depen
   const metadata = new Metadata();
   metadata.set(ERROR_CODE_KEY, 'UNAVAILABLE');
   const fromPeer = fromGrpcError(grpcError(GrpcStatus.UNAVAILABLE, 'multiply down', metadata), 't');
-  assert.ok(isUpstreamUnavailable(fromPeer) && fromPeer.peerAnswered);
+  assert.ok(isUpstreamUnavailable(fromPeer) && fromPeer.origin === 'peer' && !fromPeer.replicaFailed);
   const transport = fromGrpcError(grpcError(GrpcStatus.UNAVAILABLE, 'connection refused'), 't');
-  assert.ok(isUpstreamUnavailable(transport) && !transport.peerAnswered);
+  assert.ok(isUpstreamUnavailable(transport) && transport.replicaFailed);
 });
 
 test('when a service answers an argument or domain error, then it maps to INVALID_ARGUMENT or DOMAIN_ERROR', () => {

@@ -28,7 +28,7 @@ export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
     schema: {
       tags: ['results'],
       summary: 'One ticket: queued, done or failed',
-      params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } },
+      params: { type: 'object', properties: { id: { type: 'string' } } },
       querystring: {
         type: 'object',
         properties: { wait: { type: 'string', pattern: '^\\d{1,2}(\\.\\d+)?$', description: `seconds to hold the request until the ticket completes (at most ${MAX_WAIT_S})` } },
@@ -41,6 +41,7 @@ export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
     },
   }, async (request) => {
     const { id } = request.params;
+    if (id.length > 64) throw notFound('no such ticket for this client');
     const until = Date.now() + Math.min(Number(request.query.wait ?? 0), MAX_WAIT_S) * 1000;
     for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
       const ticket = await read(() => queue.getTicket(request.client, id));

@@ -20,14 +20,19 @@ export interface EvaluatorDeps {
  * Computes one expression through the arithmetic services: each binary node is one gRPC call,
  * under the caller's own deadline and request id, so the whole tree can be followed in the logs.
  */
-export function evaluateExpression(deps: EvaluatorDeps, expression: string, context: { requestId: string; deadline: number }) {
+export function evaluateExpression(
+  deps: EvaluatorDeps,
+  expression: string,
+  context: { requestId: string; deadline: number },
+  budgetMs = deps.deadlineMs,
+) {
   const tree = parseExpression(expression);
   const now = Date.now();
   const callerLeft = context.deadline - now;
   // Keep a slice of the caller's time for the way back, so that "a service I need is down"
   // reaches the caller as this evaluator's UNAVAILABLE answer, not as the caller's own
   // DEADLINE_EXCEEDED (which would count against this evaluator's circuit).
-  const deadline = Math.min(context.deadline - Math.min(100, callerLeft * 0.1), now + deps.deadlineMs);
+  const deadline = Math.min(context.deadline - Math.min(100, callerLeft * 0.1), now + budgetMs);
   const evaluator = createEvaluator({
     arithmetic: {
       compute: (op: ArithmeticOp, a: number, b: number) =>
