@@ -11,7 +11,7 @@
  * With an Idempotency-Key, the key is bound to the request's id before anything is computed,
  * so a retry replays the first outcome (same id) instead of computing or enqueueing again.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ArithmeticOp } from '../shared/operations.js';
@@ -139,14 +139,21 @@ export function createDispatcher(deps: DispatcherDeps) {
     if (caller.idempotencyKey === undefined) return run(job, caller, id, false);
     let holder: string | undefined;
     try {
-      holder = await queue.reserveKey(caller.client, caller.idempotencyKey, id);
+      holder = await queue.reserveKey(caller.client, caller.idempotencyKey, `${id}${FINGERPRINT_SEPARATOR}${fingerprint(job)}`);
     } catch (error) {
       // Without the store the key cannot be honoured: answering anyway could compute or enqueue
       // the same request twice under two ids. Refuse, so that the client retries with the same key.
       logger.warn({ reqId: caller.requestId, err: error }, 'idempotency store unavailable; request refused');
       throw new CalcError('UNAVAILABLE', 'the idempotency store (the queue) is unavailable; nothing was accepted, retry with the same Idempotency-Key');
     }
-    return holder === undefined ? run(job, caller, id, true) : replay(job, caller, holder);
+    if (holder === undefined) return run(job, caller, id, true);
+    // The key holds the first request's id and what it asked; a different request is refused at
+    // once, even when the first left no ticket behind.
+    const [holderId, holderPrint] = holder.split(FINGERPRINT_SEPARATOR);
+    if (holderPrint !== undefined && holderPrint !== fingerprint(job)) {
+      throw new CalcError('CONFLICT', 'this Idempotency-Key was already used for a different request');
+    }
+    return replay(job, caller, holderId!);
   }
 
   const activity = deps.activity;
@@ -170,6 +177,15 @@ export function createDispatcher(deps: DispatcherDeps) {
 }
 
 const inputOf = (job: Job) => (job.operation === 'evaluate' ? job.expression.slice(0, 200) : `${job.num1} ${job.num2}`);
+
+const FINGERPRINT_SEPARATOR = ' ';
+
+/** What a request asks, compactly: the same key must come back with the same question. */
+function fingerprint(job: Job): string {
+  return job.operation === 'evaluate'
+    ? `evaluate:${createHash('sha256').update(job.expression).digest('base64url')}`
+    : `${job.operation}:${job.num1}:${job.num2}`;
+}
 
 function ticketOf(job: Job, client: string, id: string, outcome: Pick<Ticket, 'status' | 'result' | 'error'>): Ticket {
   const now = Date.now();

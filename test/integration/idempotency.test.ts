@@ -44,3 +44,14 @@ test('when the key is malformed, then 400 INVALID_ARGUMENT', async () => {
   assert.equal(reply.status, 400);
   assert.equal(reply.body.error.code, 'INVALID_ARGUMENT');
 });
+
+test('when a key whose first request left no outcome is reused for a different request, then 409 CONFLICT at once', async () => {
+  const first = await http(`${gateway.url}/add/1/2`, { headers: { 'idempotency-key': 'reused' } });
+  assert.equal(first.status, 200);
+  const other = await http(`${gateway.url}/add/5/5`, { headers: { 'idempotency-key': 'reused' } });
+  assert.deepEqual([other.status, other.body.error.code], [409, 'CONFLICT']);
+  // A holder that recorded nothing: the key alone tells the requests apart.
+  await gateway.queue.reserveKey('anonymous', 'silent-holder', 'dead-id multiply:2:3');
+  const mismatch = await http(`${gateway.url}/add/2/3`, { headers: { 'idempotency-key': 'silent-holder' } });
+  assert.deepEqual([mismatch.status, mismatch.body.error.code], [409, 'CONFLICT'], 'not taken over');
+});
