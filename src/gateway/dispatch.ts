@@ -122,7 +122,6 @@ export function createDispatcher(deps: DispatcherDeps) {
     for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
       const ticket = await queue.getTicket(caller.client, id);
       if (ticket) {
-        if (!sameJob(ticket, job)) throw new CalcError('CONFLICT', 'this Idempotency-Key was already used for a different request');
         if (ticket.status === 'queued') return { kind: 'queued', id };
         if (ticket.status === 'done') return { kind: 'done', id, result: ticket.result! };
         throw new CalcError(ticket.error?.code ?? 'INTERNAL', ticket.error?.message ?? 'failed');
@@ -137,9 +136,10 @@ export function createDispatcher(deps: DispatcherDeps) {
   async function dispatch(job: Job, caller: Caller): Promise<Answer> {
     const id = randomUUID();
     if (caller.idempotencyKey === undefined) return run(job, caller, id, false);
+    const print = fingerprint(job);
     let holder: string | undefined;
     try {
-      holder = await queue.reserveKey(caller.client, caller.idempotencyKey, `${id}${FINGERPRINT_SEPARATOR}${fingerprint(job)}`);
+      holder = await queue.reserveKey(caller.client, caller.idempotencyKey, `${id}${FINGERPRINT_SEPARATOR}${print}`);
     } catch (error) {
       // Without the store the key cannot be honoured: answering anyway could compute or enqueue
       // the same request twice under two ids. Refuse, so that the client retries with the same key.
@@ -150,7 +150,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     // The key holds the first request's id and what it asked; a different request is refused at
     // once, even when the first left no ticket behind.
     const [holderId, holderPrint] = holder.split(FINGERPRINT_SEPARATOR);
-    if (holderPrint !== undefined && holderPrint !== fingerprint(job)) {
+    if (holderPrint !== undefined && holderPrint !== print) {
       throw new CalcError('CONFLICT', 'this Idempotency-Key was already used for a different request');
     }
     return replay(job, caller, holderId!);
@@ -194,10 +194,3 @@ function ticketOf(job: Job, client: string, id: string, outcome: Pick<Ticket, 's
 
 const operands = (job: Job) =>
   job.operation === 'evaluate' ? { expression: job.expression } : { num1: job.num1, num2: job.num2 };
-
-function sameJob(ticket: Ticket, job: Job): boolean {
-  if (ticket.operation !== job.operation) return false;
-  return job.operation === 'evaluate'
-    ? ticket.expression === job.expression
-    : ticket.num1 === job.num1 && ticket.num2 === job.num2;
-}

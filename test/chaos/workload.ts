@@ -194,16 +194,19 @@ function arithmeticRequest(rng: Rng, base: Base): RequestSpec {
 function expressionRequest(rng: Rng, base: Base, tree: Tree): RequestSpec {
   const expression = render(tree, rng);
   const value = referenceValue(tree);
+  return { ...evaluatePost(base, expression, ''), expression, expect: value === 'domain' ? DOMAIN : { kind: 'value', value } };
+}
+
+/** `POST /v1/evaluate` of one expression; `note` goes into the label. */
+function evaluatePost(base: Base, expression: string, note: string) {
   return {
     ...base,
     method: 'POST',
     path: '/v1/evaluate',
     body: JSON.stringify({ expression }),
     operation: 'evaluate',
-    expression,
-    label: `evaluate ${JSON.stringify(expression)}`,
-    expect: value === 'domain' ? DOMAIN : { kind: 'value', value },
-  };
+    label: `evaluate ${JSON.stringify(expression)}${note}`,
+  } as const;
 }
 
 function invalidRequest(rng: Rng, base: Base): RequestSpec {
@@ -223,16 +226,7 @@ function invalidRequest(rng: Rng, base: Base): RequestSpec {
     return { ...base, method: 'GET', path: `/${op}/${encodeURIComponent(a)}/${encodeURIComponent(b)}`, operation: op, label: `${op} ${a} ${b} (unknown operation)`, expect: INVALID };
   }
   if (roll < 9) {
-    const expression = rng.pick(BAD_EXPRESSIONS);
-    return {
-      ...base,
-      method: 'POST',
-      path: '/v1/evaluate',
-      body: JSON.stringify({ expression }),
-      operation: 'evaluate',
-      label: `evaluate ${JSON.stringify(expression)} (malformed)`,
-      expect: INVALID,
-    };
+    return { ...evaluatePost(base, rng.pick(BAD_EXPRESSIONS), ' (malformed)'), expect: INVALID };
   }
   const body = rng.pick(['{"expression":42}', '{"expr":"1+1"}', '{"expression":"1+1"', '[]']);
   return { ...base, method: 'POST', path: '/v1/evaluate', body, operation: 'evaluate', label: `evaluate body ${body} (malformed body)`, expect: INVALID };

@@ -9,7 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { http, type HttpReply } from '../helpers/gateway.js';
+import { http, waitFor, type HttpReply } from '../helpers/gateway.js';
 import { createNetnsCluster, requireNetns, sweepOrphans, type NetnsCluster } from './cluster.js';
 
 const DEADLINE_MS = 500;
@@ -72,11 +72,11 @@ after(() => {
 
 test('when the seven hosts are up, then /readyz reports every service serving and requests cross hosts', async () => {
   const c = cluster!;
-  const ready = await poll(async () => {
+  const ready = await waitFor(async () => {
     const reply = await get(`${c.gatewayUrl}/readyz`).catch(() => undefined);
     const services = Object.values(reply?.body?.services ?? {}) as { serving: boolean }[];
     return reply?.status === 200 && services.length === 5 && services.every((s) => s.serving) ? reply : undefined;
-  }, 30_000, 'every service serving in /readyz');
+  }, 'every service serving in /readyz', 30_000);
   assert.equal(ready.body.queue.backend, 'redis');
 
   const sum = await get(`${c.gatewayUrl}/add/6/7`);
@@ -138,10 +138,10 @@ test('when the link is restored, then direct multiply calls resume and every tic
 
   const completed: { what: string; afterHealMs: number }[] = [];
   for (const ticket of tickets) {
-    const done = await poll(async () => {
+    const done = await waitFor(async () => {
       const reply = await get(`${c.gatewayUrl}/v1/results/${ticket.id}?wait=5`);
       return reply.body?.status === 'queued' ? undefined : reply.body;
-    }, Math.max(1000, healedAt + DRAIN_BOUND_MS - Date.now()), `ticket ${ticket.what} (${ticket.id})`);
+    }, `ticket ${ticket.what} (${ticket.id})`, Math.max(1000, healedAt + DRAIN_BOUND_MS - Date.now()));
     assert.deepEqual([done.status, done.result], ['done', ticket.expected], `ticket ${ticket.what}: ${JSON.stringify(done)}`);
     completed.push({ what: ticket.what, afterHealMs: Date.parse(done.completedAt) - healedAt });
   }
@@ -181,15 +181,6 @@ const evaluate = (base: string, expression: string) =>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const since = (at: number | undefined, from = cutAt) => (at === undefined ? 'not seen' : `${at - from} ms`);
 
@@ -225,7 +216,7 @@ function startOthers(base: string): Background {
     }
   })();
   return {
-    answered: (count) => poll(async () => (ok >= count ? true : undefined), 10_000, `${count} answers`).then(() => undefined),
+    answered: (count) => waitFor(async () => (ok >= count ? true : undefined), `${count} answers`, 10_000).then(() => undefined),
     tally: () => ({ ok, bad: [...bad] }),
     stop() {
       stopped = true;
