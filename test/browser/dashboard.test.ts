@@ -178,3 +178,17 @@ test('when the gateway goes away, then a banner says so and the page recovers by
   await expectText(page.getByTestId('link-state'), /live/);
   await expectText(page.getByTestId('service-state-add'), /^up$/);
 });
+
+test('when a poll\'s two requests disagree as the gateway comes back, then the banner still clears', async () => {
+  // Every poll sends /v1/status and /v1/activity together. Here the link is down, then status is
+  // refused once more while activity is answered: the link is live, and the banner must follow it.
+  const everyApiCall = '**/v1/**';
+  await page.route(everyApiCall, (route) => route.abort('connectionrefused'));
+  await expectText(page.getByTestId('link-state'), /unreachable/);
+  await page.getByTestId('offline-banner').waitFor({ state: 'visible' });
+  // Routes registered later run first: status is refused once, then everything goes through.
+  await page.route('**/v1/status', (route) => route.abort('connectionrefused'), { times: 1 });
+  await page.unroute(everyApiCall);
+  await page.getByTestId('offline-banner').waitFor({ state: 'hidden' });
+  await expectText(page.getByTestId('link-state'), /live/);
+});

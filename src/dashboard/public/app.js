@@ -23,11 +23,15 @@ createSendPanel({
 onTicketChange(() => activity.refresh());
 
 // --- the link to the gateway -------------------------------------------------------------------
+// The banner follows the link state alone, which every request updates in the order the answers
+// arrive: a poll whose two requests disagree (one refused, one answered while the gateway comes
+// back) must not leave the banner up once the link is live.
 const banner = $('offline');
 onLinkChange((up) => {
   setBadge($('link-state'), up ? 'up' : 'down', up ? 'live' : 'unreachable');
   document.body.classList.toggle('is-offline', !up);
   if (up) banner.hidden = true;
+  else showOffline();
 });
 
 function showOffline() {
@@ -82,7 +86,6 @@ async function poll() {
   clearTimeout(timer);
   const started = Date.now();
   const outcomes = await Promise.allSettled([refreshStatus(), refreshActivity()]);
-  if (outcomes.some((o) => o.status === 'rejected' && o.reason instanceof Unreachable)) showOffline();
   for (const o of outcomes) if (o.status === 'rejected' && !(o.reason instanceof Unreachable)) console.error(o.reason);
   const every = document.hidden ? HIDDEN_POLL_MS : POLL_MS;
   timer = setTimeout(poll, Math.max(0, every - (Date.now() - started)));
