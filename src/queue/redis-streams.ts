@@ -15,6 +15,10 @@ import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, Oper
 export interface RedisQueueOptions extends QueueOptions {
   /** Upper bound of one command (default 1000 ms): how long a hung Redis can hold a caller. */
   readonly commandTimeoutMs?: number;
+  /** How long a consumer holding nothing may stay idle before the group forgets it (default 1 h). */
+  readonly consumerIdleMs?: number;
+  /** How often one queue instance looks for such consumers, per operation (default 60 s). */
+  readonly pruneEveryMs?: number;
 }
 
 type Reply = string | number | null | Reply[];
@@ -25,6 +29,7 @@ interface Scripts {
   calcRetry(stream: string, delayed: string, ...argv: string[]): Promise<number>;
   calcTake(pending: string, limit: string, ticketPrefix: string): Promise<string[][]>;
   calcStats(stream: string, dead: string, delayed: string, group: string): Promise<[number, number, string, number]>;
+  calcPrune(stream: string, group: string, idleMs: string, own: string): Promise<number>;
 }
 
 const SCRIPTS = [
@@ -34,6 +39,7 @@ const SCRIPTS = [
   ['calcRetry', 'retry', 2],
   ['calcTake', 'take', 1],
   ['calcStats', 'stats', 3],
+  ['calcPrune', 'prune', 1],
 ] as const;
 
 export function createRedisQueue(url: string, options: RedisQueueOptions): DurableQueue {
@@ -51,6 +57,10 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
   // One blocking connection per operation, created on its first blocking claim.
   const blockers = new Map<ServiceOp, Connection>();
   const groups = new Set<ServiceOp>();
+  const consumerIdleMs = options.consumerIdleMs ?? 3_600_000;
+  const pruneEveryMs = options.pruneEveryMs ?? 60_000;
+  /** When each operation's group was last pruned by this instance. */
+  const prunedAt = new Map<ServiceOp, number>();
   let closed = false;
 
   /** Runs a command once the connection is usable; every failure becomes UNAVAILABLE. */
@@ -112,6 +122,15 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       tasks.push(claimedTask(String(id), String(json), String(at), Number(deliveries), Number(retries), Number(counter), consumer));
     }
     return { tasks, nextDueMs: Number(reply[0]) };
+  }
+
+  /** prune.lua, at most once per pruneEveryMs per operation, from the claiming path. */
+  async function pruneConsumers(op: ServiceOp, consumer: string): Promise<void> {
+    const at = Date.now();
+    if (at - (prunedAt.get(op) ?? -Infinity) < pruneEveryMs) return;
+    prunedAt.set(op, at);
+    const deleted = await scripts.calcPrune(keys.stream(op), keys.group(op), String(consumerIdleMs), consumer);
+    if (deleted > 0) options.logger?.info({ op, deleted }, 'queue: forgot idle consumers that held nothing');
   }
 
   /** Waits for new entries on the operation's own connection, so that no other command waits behind it. */
@@ -191,6 +210,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       const until = Date.now() + blockMs;
       return run(() =>
         withGroup(op, async () => {
+          await pruneConsumers(op, consumer);
           for (;;) {
             const { tasks, nextDueMs } = await claimNow(op, consumer, max, leaseMs);
             // Block only when empty-handed, and not past the moment a delayed task becomes due

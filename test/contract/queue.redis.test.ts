@@ -1,10 +1,12 @@
 /** The queue contract against Redis Streams, on a private redis-server started for this file. */
-import { after, before } from 'node:test';
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createRedisQueue } from '../../src/queue/index.js';
+import { keys } from '../../src/queue/redis-codec.js';
 import type { DurableQueue } from '../../src/queue/types.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
-import { testClock } from './harness.js';
+import { eventually, newTask, testClock } from './harness.js';
 import { runQueueContract } from './queue.contract.js';
 
 let server: TestRedis;
@@ -36,4 +38,47 @@ runQueueContract('redis', async (options) => {
       await Promise.all(opened.map((q) => q.close()));
     },
   };
+});
+
+test('when a consumer has held nothing for long, then the group forgets it, and never one that holds a task', async () => {
+  await admin.flushall();
+  // Prune on every claim, and count 300 ms of idleness as long.
+  const queue = createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5, consumerIdleMs: 300, pruneEveryMs: 0 });
+  try {
+    const claim = (consumer: string, leaseMs = 60_000) => queue.claim('add', consumer, 1, { leaseMs, blockMs: 0 });
+    const consumers = async () =>
+      ((await admin.call('XINFO', 'CONSUMERS', keys.stream('add'), keys.group('add'))) as (string | number)[][])
+        .map((flat) => ({ name: String(flat[1]), pending: Number(flat[3]), idle: Number(flat[5]) }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+    const idleBoth = async () => {
+      const seen = await consumers();
+      return seen.filter((c) => c.name.startsWith('gone-')).every((c) => c.idle > 300) ? seen : undefined;
+    };
+
+    await queue.enqueue(newTask('add'));
+    await queue.enqueue(newTask('add'));
+    const [held] = await claim('gone-holding');
+    const [done] = await claim('gone-empty');
+    await queue.complete('add', [{ task: done!, outcome: { ok: true, result: 1 } }]);
+    assert.ok(held, 'gone-holding claimed a task');
+    assert.deepEqual((await consumers()).map((c) => [c.name, c.pending]), [['gone-empty', 0], ['gone-holding', 1]]);
+
+    await eventually(idleBoth, 'both consumers idle for over 300 ms');
+    await claim('live');
+    // (A read that delivers nothing may not create `live` in the group, so only the others are compared.)
+    assert.deepEqual((await consumers()).filter((c) => c.name !== 'live').map((c) => [c.name, c.pending]), [['gone-holding', 1]],
+      'the idle consumer that held nothing is gone; the one holding a task stays');
+
+    // Once its lease is over the live consumer reclaims the task; then the holder holds nothing and goes.
+    const [reclaimed] = await eventually(async () => {
+      const tasks = await claim('live', 100);
+      return tasks.length > 0 ? tasks : undefined;
+    }, 'live to reclaim the task of gone-holding');
+    assert.equal(reclaimed!.id, held!.id);
+    await eventually(async () => ((await consumers()).find((c) => c.name === 'gone-holding')!.idle > 300 ? true : undefined), 'gone-holding idle');
+    await claim('live');
+    assert.deepEqual((await consumers()).map((c) => [c.name, c.pending]), [['live', 1]]);
+  } finally {
+    await queue.close();
+  }
 });
