@@ -22,5 +22,8 @@ export const closedError = (): CalcError => unavailable('queue unavailable: the 
  */
 export const DEAD_LETTER_CODE: ErrorCode = 'UPSTREAM_ERROR';
 
+/** Dead letters kept per operation unless QueueOptions.deadLetterCap says otherwise. */
+export const DEAD_LETTER_CAP = 100_000;
+
 export const deadLetterReason = (deliveries: number): string =>
   `gave up after ${deliveries} deliveries: each consumer lost its lease (crashed or hung)`;

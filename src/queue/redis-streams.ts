@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { ServiceOp } from '../shared/operations.js';
 import { claimedTask, entryFields, keys, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
-import { DEAD_LETTER_CODE, closedError, toUnavailable } from './errors.js';
+import { DEAD_LETTER_CAP, DEAD_LETTER_CODE, closedError, toUnavailable } from './errors.js';
 import { Connection, blockingOptions, connectionOptions, isNoGroup, type ConnectionSettings } from './redis-connection.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
@@ -115,6 +115,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       keys.stream(op), keys.dead(op), keys.delayed(op),
       keys.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
       keys.ticketPrefix, keys.pendingPrefix, String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
+      String(options.deadLetterCap ?? DEAD_LETTER_CAP),
     );
     const tasks: ClaimedTask[] = [];
     for (let i = 1; i + 5 < reply.length; i += 6) {

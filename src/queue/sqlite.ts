@@ -6,7 +6,7 @@
  * Leases and retry delays use the injected clock; waiting for work (blockMs) uses real time.
  */
 import type { ServiceOp } from '../shared/operations.js';
-import { DEAD_LETTER_CODE, closedError, deadLetterReason, toUnavailable } from './errors.js';
+import { DEAD_LETTER_CAP, DEAD_LETTER_CODE, closedError, deadLetterReason, toUnavailable } from './errors.js';
 import { openDatabase, ticketFromRow, type TaskRow, type TicketRow } from './sqlite-schema.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
@@ -19,6 +19,7 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
   const db = openDatabase(dataDir);
   const now = options.now ?? Date.now;
   const ttlMs = options.resultTtlS * 1000;
+  const deadLetterCap = options.deadLetterCap ?? DEAD_LETTER_CAP;
   const q = {
     insertTicket: db.prepare(
       `INSERT INTO tickets (id, client, status, operation, num1, num2, expression, created_at)
@@ -48,6 +49,11 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
     lease: db.prepare('UPDATE tasks SET consumer = ?, lease_until = ?, deliveries = deliveries + 1, claim_no = claim_no + 1 WHERE seq = ?'),
     deadLetter: db.prepare(
       'INSERT INTO dead_letters (ticket_id, operation, payload, deliveries, reason, dead_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    // Keeps the newest `cap` of the operation (dead_letters_op orders an operation's rows by seq).
+    trimDeadLetters: db.prepare<[string, string, number]>(
+      `DELETE FROM dead_letters WHERE operation = ? AND seq <=
+         (SELECT seq FROM dead_letters WHERE operation = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
     ),
     deleteTask: db.prepare('DELETE FROM tasks WHERE seq = ?'),
     deleteTaskOf: db.prepare('DELETE FROM tasks WHERE ticket_id = ?'),
@@ -107,6 +113,7 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
       }
       const reason = deadLetterReason(row.deliveries);
       q.deadLetter.run(row.ticket_id, op, row.payload, row.deliveries, reason, at);
+      q.trimDeadLetters.run(op, op, deadLetterCap);
       q.deleteTask.run(row.seq);
       fail(row.ticket_id, DEAD_LETTER_CODE, reason, at);
     }

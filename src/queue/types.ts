@@ -149,6 +149,8 @@ export interface QueueOptions {
   readonly resultTtlS: number;
   /** Deliveries after which a task is dead-lettered. */
   readonly maxDeliveries: number;
+  /** Dead letters kept per operation, the newest (default 100,000); older ones are deleted. */
+  readonly deadLetterCap?: number;
   /**
    * Injected clock (ms since epoch) for timestamps, ages and, in the embedded backend, leases and
    * retry delays; Date.now by default. Redis measures leases and delays with its own clock.

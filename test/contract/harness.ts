@@ -34,6 +34,7 @@ export interface QueueHarness {
 export interface HarnessOptions {
   readonly maxDeliveries?: number;
   readonly resultTtlS?: number;
+  readonly deadLetterCap?: number;
 }
 
 export type HarnessFactory = (options: HarnessOptions) => Promise<QueueHarness>;

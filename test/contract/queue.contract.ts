@@ -182,6 +182,23 @@ export function runQueueContract(name: string, factory: HarnessFactory): void {
       assert.deepEqual([stats?.depth, stats?.inFlight, stats?.deadLetters], [0, 0, 1]);
     });
 
+    test('when more tasks are dead-lettered than the cap, then only the newest dead letters are kept', async () => {
+      await h.close();
+      h = await factory({ maxDeliveries: 2, deadLetterCap: 2 });
+      q = h.open();
+      const leaseMs = shortLease();
+      const tasks = [newTask(), newTask(), newTask()];
+      for (const task of tasks) await q.enqueue(task);
+      await eventually(async () => {
+        expireLease(leaseMs);
+        await q.claim('add', 'c1', 10, { leaseMs, blockMs: 0 });
+        const tickets = await Promise.all(tasks.map((task) => q.getTicket('alice', task.id)));
+        return tickets.every((t) => t?.status === 'failed') ? true : undefined;
+      }, 'the three tasks to be dead-lettered');
+      const stats = (await q.stats(['add'])).add;
+      assert.deepEqual([stats?.depth, stats?.inFlight, stats?.deadLetters], [0, 0, 2]);
+    });
+
     test('when a task is given back with retryLater, then it waits the delay and the delivery is not counted', async () => {
       const delayMs = h.serverTime ? 300 : 5000;
       const task = newTask();

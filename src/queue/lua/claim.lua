@@ -16,6 +16,7 @@ ARGV[1]  consumer group        ARGV[2]  consumer           ARGV[3]  lease, ms
 ARGV[4]  max entries           ARGV[5]  maxDeliveries      ARGV[6]  ticket key prefix
 ARGV[7]  pending list prefix   ARGV[8]  result TTL, s      ARGV[9]  completedAt, ms
 ARGV[10] error code for a dead-lettered ticket
+ARGV[11] dead letters kept (the newest; the stream is trimmed exactly)
 
 Returns: { ms until the next delayed task is due (-1: none),
            then six per claimed entry: entry id, task JSON, enqueuedAt, deliveries, retries,
@@ -49,7 +50,7 @@ for _, p in ipairs(redis.call('XPENDING', stream, group, 'IDLE', lease, '-', '+'
     local deliveries = tonumber(f.b or '0') + count
     if deliveries >= maxDeliveries then
       local reason = 'gave up after ' .. deliveries .. ' deliveries: each consumer lost its lease (crashed or hung)'
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'id', f.id, 't', f.t, 'at', f.at,
+      redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[11], '*', 'id', f.id, 't', f.t, 'at', f.at,
         'deliveries', deliveries, 'reason', reason)
       redis.call('XACK', stream, group, id)
       redis.call('XDEL', stream, id)
