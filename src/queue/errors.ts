@@ -22,8 +22,11 @@ export const closedError = (): CalcError => unavailable('queue unavailable: the 
  */
 export const DEAD_LETTER_CODE: ErrorCode = 'UPSTREAM_ERROR';
 
-/** Dead letters kept per operation unless QueueOptions.deadLetterCap says otherwise. */
-export const DEAD_LETTER_CAP = 100_000;
+/** Dead letters kept per operation: QueueOptions.deadLetterCap, 100,000 by default. */
+export function deadLetterCap(cap = 100_000): number {
+  if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`deadLetterCap must be a positive integer, got ${cap}`);
+  return cap;
+}
 
 export const deadLetterReason = (deliveries: number): string =>
   `gave up after ${deliveries} deliveries: each consumer lost its lease (crashed or hung)`;

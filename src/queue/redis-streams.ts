@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { ServiceOp } from '../shared/operations.js';
 import { claimedTask, entryFields, keys, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
-import { DEAD_LETTER_CAP, DEAD_LETTER_CODE, closedError, toUnavailable } from './errors.js';
+import { DEAD_LETTER_CODE, closedError, deadLetterCap, toUnavailable } from './errors.js';
 import { Connection, blockingOptions, connectionOptions, isNoGroup, type ConnectionSettings } from './redis-connection.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
@@ -57,6 +57,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
   // One blocking connection per operation, created on its first blocking claim.
   const blockers = new Map<ServiceOp, Connection>();
   const groups = new Set<ServiceOp>();
+  const deadLetters = String(deadLetterCap(options.deadLetterCap));
   const consumerIdleMs = options.consumerIdleMs ?? 3_600_000;
   const pruneEveryMs = options.pruneEveryMs ?? 60_000;
   /** When each operation's group was last pruned by this instance. */
@@ -115,7 +116,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       keys.stream(op), keys.dead(op), keys.delayed(op),
       keys.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
       keys.ticketPrefix, keys.pendingPrefix, String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
-      String(options.deadLetterCap ?? DEAD_LETTER_CAP),
+      deadLetters,
     );
     const tasks: ClaimedTask[] = [];
     for (let i = 1; i + 5 < reply.length; i += 6) {
@@ -125,13 +126,20 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
     return { tasks, nextDueMs: Number(reply[0]) };
   }
 
-  /** prune.lua, at most once per pruneEveryMs per operation, from the claiming path. */
+  /**
+   * prune.lua, at most once per pruneEveryMs per operation, from the claiming path. Housekeeping
+   * only: its failure (Redis lost the stream, a timeout) never fails the claim that follows.
+   */
   async function pruneConsumers(op: ServiceOp, consumer: string): Promise<void> {
     const at = Date.now();
     if (at - (prunedAt.get(op) ?? -Infinity) < pruneEveryMs) return;
     prunedAt.set(op, at);
-    const deleted = await scripts.calcPrune(keys.stream(op), keys.group(op), String(consumerIdleMs), consumer);
-    if (deleted > 0) options.logger?.info({ op, deleted }, 'queue: forgot idle consumers that held nothing');
+    try {
+      const deleted = await scripts.calcPrune(keys.stream(op), keys.group(op), String(consumerIdleMs), consumer);
+      if (deleted > 0) options.logger?.info({ op, deleted }, 'queue: forgot idle consumers that held nothing');
+    } catch (error) {
+      options.logger?.debug({ op, err: error instanceof Error ? error.message : String(error) }, 'queue: pruning consumers failed; next try in a minute');
+    }
   }
 
   /** Waits for new entries on the operation's own connection, so that no other command waits behind it. */

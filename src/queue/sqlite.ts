@@ -6,7 +6,7 @@
  * Leases and retry delays use the injected clock; waiting for work (blockMs) uses real time.
  */
 import type { ServiceOp } from '../shared/operations.js';
-import { DEAD_LETTER_CAP, DEAD_LETTER_CODE, closedError, deadLetterReason, toUnavailable } from './errors.js';
+import { DEAD_LETTER_CODE, closedError, deadLetterCap, deadLetterReason, toUnavailable } from './errors.js';
 import { openDatabase, ticketFromRow, type TaskRow, type TicketRow } from './sqlite-schema.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
@@ -19,7 +19,7 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
   const db = openDatabase(dataDir);
   const now = options.now ?? Date.now;
   const ttlMs = options.resultTtlS * 1000;
-  const deadLetterCap = options.deadLetterCap ?? DEAD_LETTER_CAP;
+  const deadLettersKept = deadLetterCap(options.deadLetterCap);
   const q = {
     insertTicket: db.prepare(
       `INSERT INTO tickets (id, client, status, operation, num1, num2, expression, created_at)
@@ -106,6 +106,7 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
       });
     };
     // Expired leases and due retries first, then the backlog in arrival order.
+    let deadLettered = false;
     for (const row of q.expired.all(op, at, max)) {
       if (row.deliveries < options.maxDeliveries) {
         take(row);
@@ -113,10 +114,12 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
       }
       const reason = deadLetterReason(row.deliveries);
       q.deadLetter.run(row.ticket_id, op, row.payload, row.deliveries, reason, at);
-      q.trimDeadLetters.run(op, op, deadLetterCap);
       q.deleteTask.run(row.seq);
       fail(row.ticket_id, DEAD_LETTER_CODE, reason, at);
+      deadLettered = true;
     }
+    // Once per claim, and only when it added some: the trim walks up to the cap in the index.
+    if (deadLettered) q.trimDeadLetters.run(op, op, deadLettersKept);
     if (claimed.length < max) for (const row of q.fresh.all(op, max - claimed.length)) take(row);
     return claimed;
   });

@@ -182,7 +182,7 @@ export function runQueueContract(name: string, factory: HarnessFactory): void {
       assert.deepEqual([stats?.depth, stats?.inFlight, stats?.deadLetters], [0, 0, 1]);
     });
 
-    test('when more tasks are dead-lettered than the cap, then only the newest dead letters are kept', async () => {
+    test('when more tasks are dead-lettered than the cap, then only as many dead letters as the cap are kept', async () => {
       await h.close();
       h = await factory({ maxDeliveries: 2, deadLetterCap: 2 });
       q = h.open();

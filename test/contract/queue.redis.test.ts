@@ -82,3 +82,20 @@ test('when a consumer has held nothing for long, then the group forgets it, and 
     await queue.close();
   }
 });
+
+test('when Redis has lost the stream and its group, then pruning is skipped and the claim still gets the new task', async () => {
+  await admin.flushall();
+  const queue = createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5, consumerIdleMs: 0, pruneEveryMs: 0 });
+  try {
+    const claimOne = () => queue.claim('add', 'c1', 1, { leaseMs: 60_000, blockMs: 0 });
+    await queue.enqueue(newTask('add'));
+    assert.equal((await claimOne()).length, 1);
+    await admin.flushall(); // as a restart without persistence would
+    assert.deepEqual(await claimOne(), [], 'a claim with no stream at all finds nothing, and does not fail');
+    const task = newTask('add');
+    await queue.enqueue(task);
+    assert.deepEqual((await claimOne()).map((t) => t.id), [task.id]);
+  } finally {
+    await queue.close();
+  }
+});

@@ -6,6 +6,7 @@ import { CalcError, ERROR_TABLE, type ErrorCode } from '../../src/shared/errors.
 import { fromGrpcError, isUpstreamUnavailable, UNAVAILABLE_STATUSES } from '../../src/upstream/errors.js';
 import { ERROR_CODE_KEY } from '../../src/services/grpc-host.js';
 import { toCalcError } from '../../src/gateway/errors.js';
+import { deadLetterCap } from '../../src/queue/errors.js';
 
 const grpcError = (code: GrpcStatus, details = 'x', metadata = new Metadata()): ServiceError =>
   Object.assign(new Error(details), { code, details, metadata });
@@ -62,4 +63,10 @@ test('when Fastify raises its own errors, then they become contract codes, and a
   const internal = toCalcError(new TypeError('x is undefined'));
   assert.equal(internal.code, 'INTERNAL');
   assert.equal(internal.message, 'internal error');
+});
+
+test('when a dead-letter cap is given, then only a positive integer is taken, and 100,000 is the default', () => {
+  assert.equal(deadLetterCap(), 100_000);
+  assert.equal(deadLetterCap(2), 2);
+  for (const bad of [0, -1, 1.5, Number.NaN]) assert.throws(() => deadLetterCap(bad), RangeError, String(bad));
 });

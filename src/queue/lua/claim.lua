@@ -16,7 +16,7 @@ ARGV[1]  consumer group        ARGV[2]  consumer           ARGV[3]  lease, ms
 ARGV[4]  max entries           ARGV[5]  maxDeliveries      ARGV[6]  ticket key prefix
 ARGV[7]  pending list prefix   ARGV[8]  result TTL, s      ARGV[9]  completedAt, ms
 ARGV[10] error code for a dead-lettered ticket
-ARGV[11] dead letters kept (the newest; the stream is trimmed exactly)
+ARGV[11] dead letters kept, the newest (trimmed exactly: one entry per dead letter, cheap)
 
 Returns: { ms until the next delayed task is due (-1: none),
            then six per claimed entry: entry id, task JSON, enqueuedAt, deliveries, retries,

@@ -14,7 +14,10 @@ Returns: the number of consumers deleted.
 ]]
 local stream, group, idle, own = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local deleted = 0
-for _, flat in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
+local consumers = redis.pcall('XINFO', 'CONSUMERS', stream, group)
+-- No stream or no group (Redis lost its data): nothing to prune; the claim recreates the group.
+if type(consumers) ~= 'table' or consumers.err then return 0 end
+for _, flat in ipairs(consumers) do
   local c = {}
   for i = 1, #flat, 2 do c[flat[i]] = flat[i + 1] end
   if c.pending == 0 and c.idle > idle and c.name ~= own then
