@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page, type Route } from 'playwright-core';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { http } from '../helpers/gateway.js';
 
@@ -180,15 +180,35 @@ test('when the gateway goes away, then a banner says so and the page recovers by
 });
 
 test('when a poll\'s two requests disagree as the gateway comes back, then the banner still clears', async () => {
-  // Every poll sends /v1/status and /v1/activity together. Here the link is down, then status is
-  // refused once more while activity is answered: the link is live, and the banner must follow it.
-  const everyApiCall = '**/v1/**';
-  await page.route(everyApiCall, (route) => route.abort('connectionrefused'));
+  // Every poll sends /v1/status and /v1/activity together. One handler plays the network: first
+  // it refuses every call; then, in one poll, status is refused and only after that is activity
+  // answered (the order that once left the banner up), and everything goes through from then on.
+  let comingBack = false;
+  let statusRefused!: () => void;
+  const afterStatusRefused = new Promise<void>((resolve) => (statusRefused = resolve));
+  let splitStatus = false;
+  let splitActivity = false;
+  const network = async (route: Route) => {
+    const path = new URL(route.request().url()).pathname;
+    if (!comingBack) return route.abort('connectionrefused');
+    if (path === '/v1/status' && !splitStatus) {
+      splitStatus = true;
+      await route.abort('connectionrefused');
+      return statusRefused();
+    }
+    if (path === '/v1/activity' && !splitActivity) {
+      splitActivity = true;
+      await afterStatusRefused;
+    }
+    // The page may have given up on a held request (its 3 s timeout): nothing left to answer.
+    return route.continue().catch(() => undefined);
+  };
+  await page.route('**/v1/**', network);
   await expectText(page.getByTestId('link-state'), /unreachable/);
   await page.getByTestId('offline-banner').waitFor({ state: 'visible' });
-  // Routes registered later run first: status is refused once, then everything goes through.
-  await page.route('**/v1/status', (route) => route.abort('connectionrefused'), { times: 1 });
-  await page.unroute(everyApiCall);
+  comingBack = true;
   await page.getByTestId('offline-banner').waitFor({ state: 'hidden' });
   await expectText(page.getByTestId('link-state'), /live/);
+  assert.ok(splitStatus && splitActivity, 'the poll with one refused and one answered request happened');
+  await page.unroute('**/v1/**', network);
 });
