@@ -34,7 +34,11 @@ test('when a new user runs npm start, then the four routes answer, and Ctrl-C le
     CALC_DATA_DIR: dataDir,
     CALC_REDIS_URL: '',
   };
-  system = spawnGroup('npm', ['start', '--silent'], env, ROOT);
+  // `npm test` has just built dist/. Without --ignore-scripts, prestart would build it again here,
+  // rewriting dist/ under the processes that other test files start from it at the same time
+  // (--test-concurrency=2; it once made a gateway fail on a missing Lua file). The flag skips
+  // only the pre/post scripts: `start` itself runs as it does for a new user.
+  system = spawnGroup('npm', ['start', '--silent', '--ignore-scripts'], env, ROOT);
   const base = `http://127.0.0.1:${gateway}`;
   await waitFor(async () => {
     const ready = await http(`${base}/readyz`).catch(() => undefined);
