@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { createRedisQueue } from '../../src/queue/index.js';
+import { createRedisQueue, type RedisQueueOptions } from '../../src/queue/index.js';
 import { keys } from '../../src/queue/redis-codec.js';
 import type { DurableQueue } from '../../src/queue/types.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
@@ -10,6 +10,9 @@ import { eventually, newTask, testClock } from './harness.js';
 import { runQueueContract } from './queue.contract.js';
 
 let server: TestRedis;
+/** A queue on this file's server with the suite's settings, plus the test's own. */
+const openQueue = (options: Partial<RedisQueueOptions> = {}) =>
+  createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5, ...options });
 let admin: Redis;
 before(async () => {
   server = await startRedis();
@@ -30,7 +33,7 @@ runQueueContract('redis', async (options) => {
     clock,
     serverTime: true,
     open() {
-      const queue = createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5, ...options, now: clock.now });
+      const queue = openQueue({ ...options, now: clock.now });
       opened.push(queue);
       return queue;
     },
@@ -43,7 +46,7 @@ runQueueContract('redis', async (options) => {
 test('when a consumer has held nothing for long, then the group forgets it, and never one that holds a task', async () => {
   await admin.flushall();
   // Prune on every claim, and count 300 ms of idleness as long.
-  const queue = createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5, consumerIdleMs: 300, pruneEveryMs: 0 });
+  const queue = openQueue({ consumerIdleMs: 300, pruneEveryMs: 0 });
   try {
     const claim = (consumer: string, leaseMs = 60_000) => queue.claim('add', consumer, 1, { leaseMs, blockMs: 0 });
     const consumers = async () =>
@@ -85,7 +88,7 @@ test('when a consumer has held nothing for long, then the group forgets it, and 
 
 test('when Redis has lost the stream and its group, then pruning is skipped and the claim still gets the new task', async () => {
   await admin.flushall();
-  const queue = createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5, consumerIdleMs: 0, pruneEveryMs: 0 });
+  const queue = openQueue({ consumerIdleMs: 0, pruneEveryMs: 0 });
   try {
     const claimOne = () => queue.claim('add', 'c1', 1, { leaseMs: 60_000, blockMs: 0 });
     await queue.enqueue(newTask('add'));
