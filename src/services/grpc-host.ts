@@ -18,8 +18,8 @@ import { ReflectionService } from '@grpc/reflection';
 import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { loadProto } from '../shared/proto.js';
+import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/wire.js';
 
-export const REQUEST_ID_KEY = 'x-request-id';
 
 /** What a handler sees of one call: its request id and its absolute deadline (ms since epoch). */
 export interface CallContext {
@@ -138,8 +138,6 @@ export function notHere(name: string, owner: string) {
     callback({ code: GrpcStatus.UNIMPLEMENTED, details: `${name} is not served here; this is the ${owner} service` });
 }
 
-/** The calcmesh error code travels in trailing metadata so that peers need not parse messages. */
-export const ERROR_CODE_KEY = 'calc-error-code';
 
 function codeMetadata(error: CalcError): Metadata {
   const metadata = new Metadata();

@@ -6,7 +6,7 @@
 import { credentials, Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
 import { loadProto, type EvaluateResponse, type OperationResponse } from '../shared/proto.js';
-import { REQUEST_ID_KEY } from '../services/grpc-host.js';
+import { REQUEST_ID_KEY } from '../domain/wire.js';
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';
 
 export interface CallOptions {

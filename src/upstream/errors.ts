@@ -1,6 +1,6 @@
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { CalcError, isErrorCode } from '../shared/errors.js';
-import { ERROR_CODE_KEY } from '../services/grpc-host.js';
+import { ERROR_CODE_KEY } from '../domain/wire.js';
 
 /**
  * The gRPC statuses that mean "the service could not be reached or did not answer in time" and

@@ -10,7 +10,7 @@
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type SecureClientSessionOptions } from 'node:http2';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES } from '../shared/operations.js';
-import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../services/grpc-host.js';
+import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/wire.js';
 import type { CallOptions, TargetClient } from './client.js';
 import { decodeResult, frameEvaluateRequest, frameOperationRequest } from './codec.js';
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';

@@ -5,9 +5,9 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compute } from '../../src/services/arithmetic/compute.js';
-import { evaluateLocally, parseExpression } from '../../src/services/evaluator/index.js';
-import { parseOperand } from '../../src/shared/operands.js';
+import { compute } from '../../src/domain/compute.js';
+import { evaluateLocally, parseExpression } from '../../src/domain/index.js';
+import { parseOperand } from '../../src/domain/operands.js';
 import { CalcError } from '../../src/shared/errors.js';
 import { createRng } from './rng.js';
 import { nextRequest, type RequestSpec } from './workload.js';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CalcError } from '../../src/shared/errors.js';
-import { evaluateLocally, parseExpression } from '../../src/services/evaluator/index.js';
+import { evaluateLocally, parseExpression } from '../../src/domain/index.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126);

@@ -5,7 +5,7 @@ import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startServices, type TestServices } from '../helpers/services.js';
 import { http, startGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { openQueue, startConsumer } from '../../src/queue/index.js';
-import { compute } from '../../src/services/arithmetic/compute.js';
+import { compute } from '../../src/domain/compute.js';
 import { silentLogger } from '../../src/shared/logger.js';
 
 let redis: TestRedis;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { status as GrpcStatus, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { CalcError, ERROR_TABLE, type ErrorCode } from '../../src/shared/errors.js';
 import { fromGrpcError, isUpstreamUnavailable, UNAVAILABLE_STATUSES } from '../../src/upstream/errors.js';
-import { ERROR_CODE_KEY } from '../../src/services/grpc-host.js';
+import { ERROR_CODE_KEY } from '../../src/domain/wire.js';
 import { toCalcError } from '../../src/gateway/errors.js';
 import { deadLetterCap } from '../../src/queue/errors.js';
 

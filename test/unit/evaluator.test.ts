@@ -3,14 +3,14 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CalcError, domainError } from '../../src/shared/errors.js';
 import type { ArithmeticOp } from '../../src/shared/operations.js';
-import { compute } from '../../src/services/arithmetic/compute.js';
+import { compute } from '../../src/domain/compute.js';
 import {
   createEvaluator,
   evaluateLocally,
   parseExpression,
   type ArithmeticPort,
   type Expr,
-} from '../../src/services/evaluator/index.js';
+} from '../../src/domain/index.js';
 
 // Fixed so a failure reproduces; fast-check prints the seed and path of any counterexample.
 const SEED = 5_2025;

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseOperand } from '../../src/shared/operands.js';
+import { parseOperand } from '../../src/domain/operands.js';
 import { CalcError } from '../../src/shared/errors.js';
 
 describe('parseOperand', () => {

@@ -7,7 +7,7 @@ import {
   MAX_EXPRESSION_CHARS,
   parseExpression,
   usedOperations,
-} from '../../src/services/evaluator/index.js';
+} from '../../src/domain/index.js';
 
 /** The error a parse throws, checked to be a CalcError; fails the test when the parse succeeds. */
 function parseFailure(input: unknown): CalcError {

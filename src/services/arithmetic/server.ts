@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import { ARITHMETIC_OPS, RPC_NAMES, type ArithmeticOp } from '../../shared/operations.js';
 import { CALCULATOR_SERVICE, loadProto, type OperationRequest, type OperationResponse } from '../../shared/proto.js';
 import { createServiceHost, notHere, unary, type CallObserver, type ServiceHost } from '../grpc-host.js';
-import { compute } from './compute.js';
+import { compute } from '../../domain/compute.js';
 
 /** An unstarted gRPC server for one arithmetic operation; its other rpcs answer UNIMPLEMENTED. */
 export function buildArithmeticServer(op: ArithmeticOp, deps: { logger: Logger; observe?: CallObserver; credentials?: ServerCredentials }): ServiceHost {

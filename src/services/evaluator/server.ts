@@ -4,8 +4,8 @@ import type { ArithmeticOp } from '../../shared/operations.js';
 import { EVALUATOR_SERVICE, loadProto, type EvaluateRequest, type EvaluateResponse } from '../../shared/proto.js';
 import type { Upstreams } from '../../upstream/index.js';
 import { createServiceHost, unary, type CallObserver, type ServiceHost } from '../grpc-host.js';
-import { createEvaluator } from './evaluate.js';
-import { parseExpression } from './parser.js';
+import { createEvaluator } from '../../domain/evaluate.js';
+import { parseExpression } from '../../domain/parser.js';
 
 export interface EvaluatorDeps {
   readonly upstreams: Upstreams;

@@ -1,4 +1,4 @@
-import { invalidArgument } from './errors.js';
+import { invalidArgument } from '../shared/errors.js';
 
 /**
  * Plain decimal numbers only: an optional minus (or plus), digits with an optional fraction

@@ -21,8 +21,8 @@
  * Every error is INVALID_ARGUMENT and names a 1-based position (in UTF-16 code units) in the
  * form `at position N`, so a client can point at the problem.
  */
-import { invalidArgument } from '../../shared/errors.js';
-import type { ArithmeticOp } from '../../shared/operations.js';
+import { invalidArgument } from '../shared/errors.js';
+import type { ArithmeticOp } from '../shared/operations.js';
 
 export type Expr =
   | { kind: 'num'; value: number }

@@ -9,9 +9,9 @@
  * Neither evaluator recurses: a parsed AST can be ~2,000 levels deep (`1+1+1+…`), and an AST
  * built by hand has no limit at all.
  */
-import { CalcError } from '../../shared/errors.js';
-import type { ArithmeticOp } from '../../shared/operations.js';
-import { compute } from '../arithmetic/compute.js';
+import { CalcError } from '../shared/errors.js';
+import type { ArithmeticOp } from '../shared/operations.js';
+import { compute } from './compute.js';
 import { postOrder, type Expr } from './parser.js';
 
 export interface ArithmeticPort {

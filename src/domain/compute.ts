@@ -1,5 +1,5 @@
-import { domainError, invalidArgument } from '../../shared/errors.js';
-import type { ArithmeticOp } from '../../shared/operations.js';
+import { domainError, invalidArgument } from '../shared/errors.js';
+import type { ArithmeticOp } from '../shared/operations.js';
 
 /** The arithmetic itself: pure, no I/O. Throws DOMAIN_ERROR where the answer is not a finite number. */
 export function compute(op: ArithmeticOp, a: number, b: number): number {
