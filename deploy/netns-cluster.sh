@@ -3,7 +3,7 @@
 # subtract, multiply, divide, evaluate), joined by a bridge in the root namespace, each component
 # started inside its own as its systemd unit starts it (deploy/systemd/: the unit's ExecStart and
 # Environment=, and calcmesh.env as its EnvironmentFile with this cluster's addresses), and
-# waited for with `calcmesh probe`, as README's "Deploying on five hosts" says. Needs root,
+# waited for with `calcmesh probe`, as README's "Five hosts with systemd" says. Needs root,
 # iproute2 (ip, tc), redis-server, /usr/bin/node (the units' ExecStart) and a built dist/.
 #
 #   deploy/netns-cluster.sh up | down | status
