@@ -191,7 +191,10 @@ launch() {
   local host=$1 cwd=$2
   shift 2
   (cd "$cwd" && exec ip netns exec "$(ns_of "$host")" setsid "$@" </dev/null >"$RUN/logs/$host.log" 2>&1) &
-  echo $! >"$(pidfile_of "$host")"
+  local pid=$! until=$((SECONDS + 5))
+  echo "$pid" >"$(pidfile_of "$host")"
+  # Until the subshell has exec'd into the namespace, live_pid would take it for a dead component.
+  while running "$pid" && [[ $(ip netns identify "$pid" 2>/dev/null) != "$(ns_of "$host")" ]] && ((SECONDS < until)); do sleep 0.02; done
 }
 
 start_redis() {
