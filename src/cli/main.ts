@@ -10,6 +10,7 @@ import { createLogger } from '../shared/logger.js';
 import { isServiceOp, SERVICE_OPS } from '../shared/operations.js';
 import { VERSION } from '../shared/version.js';
 import { callCommand, evalCommand, resultsCommand, statusCommand, type ClientOptions } from './client.js';
+import { parseProbeRole, probe } from './probe.js';
 import { localComponents, supervise } from './up.js';
 
 const ENTRY = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
@@ -102,6 +103,21 @@ export function buildProgram(): Command {
         const { mainArithmetic } = await import('../services/arithmetic/main.js');
         await mainArithmetic(op, config, logger);
       }
+    });
+
+  program
+    .command('probe')
+    .argument('[role]', 'gateway | service | relay (default: the role pid 1 runs, as in a container)')
+    .argument('[op]', SERVICE_OPS.join(' | '))
+    .option('--timeout-ms <ms>', 'how long to wait for the answer', '2000')
+    .option('--quiet', 'print nothing')
+    .description('exit 0 when the local component answers its readiness check (for container healthchecks)')
+    .action(async (role: string | undefined, op: string | undefined, flags) => {
+      const timeoutMs = Number(flags.timeoutMs);
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new Error(`--timeout-ms must be a whole number of milliseconds, got ${JSON.stringify(flags.timeoutMs)}`);
+      const { code, detail } = await probe(parseProbeRole(role, op), loadConfig(process.env), timeoutMs);
+      if (!flags.quiet) (code === 0 ? process.stdout : process.stderr).write(`${detail}\n`);
+      process.exitCode = code;
     });
 
   clientCommand(program, 'call', 'compute one operation: calcmesh call add 6 7')
