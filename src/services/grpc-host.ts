@@ -33,6 +33,8 @@ export type UnaryHandler<Req, Res> = (request: Req, context: CallContext) => Res
 export interface ServiceHost {
   readonly server: Server;
   readonly health: HealthImplementation;
+  /** The Stream rpc's handler, when this service serves it. */
+  readonly stream?: StreamMount | undefined;
   /** Binds and starts; resolves to the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
   /** NOT_SERVING, wait `graceMs` so that callers move away, finish in-flight calls, close. */
@@ -61,6 +63,7 @@ export function createServiceHost(options: ServiceHostOptions): ServiceHost {
   return {
     server,
     health,
+    stream: options.stream,
     listen: (host, port) =>
       new Promise((resolve, reject) => {
         const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
