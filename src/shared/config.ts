@@ -35,8 +35,8 @@ export interface Config {
     readonly halfOpenAfterMs: number;
   };
   readonly logLevel: string;
-  /** The client of forwarded calls: the lean node:http2 one, or grpc-js. */
-  readonly grpcClient: 'h2' | 'grpc-js';
+  /** The client of forwarded calls: the lean node:http2 one, grpc-js, or one multiplexed Stream rpc per replica. */
+  readonly grpcClient: 'h2' | 'grpc-js' | 'stream';
   /** PEM files for gRPC TLS; all undefined means plaintext. */
   readonly tls: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string };
 }
@@ -75,7 +75,7 @@ export function loadConfig(env: Env): Config {
     },
     rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
     logLevel: env.LOG_LEVEL || 'info',
-    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js'] as const, 'h2'),
+    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const, 'h2'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
   });
 }
