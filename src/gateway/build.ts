@@ -22,6 +22,7 @@ import { dashboardRoutes } from '../dashboard/index.js';
 import { createActivityLog } from './activity.js';
 import { installOpenApi } from './openapi.js';
 import { installRateLimit } from './rate-limit.js';
+import { answerConnect } from './methods.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 
 export interface GatewayDeps {
@@ -58,6 +59,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     },
   });
   installErrorHandling(app, deps.logger);
+  answerConnect(app);
   installCallerIdentity(app, config.apiKeys);
   await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
   if (config.rateLimit) await installRateLimit(app, config.rateLimit);
