@@ -33,7 +33,7 @@ export interface GatewayDeps {
   readonly metrics?: GatewayMetrics;
 }
 
-export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit'>>;
+export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit' | 'adminKeys' | 'authFailuresPerMin' | 'http'>>;
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -60,7 +60,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   });
   installErrorHandling(app, deps.logger);
   answerConnect(app);
-  installCallerIdentity(app, config.apiKeys);
+  installCallerIdentity(app, { apiKeys: config.apiKeys, adminKeys: config.adminKeys, authFailuresPerMin: config.authFailuresPerMin });
   await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
   if (config.rateLimit) await installRateLimit(app, config.rateLimit);
   const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue });
@@ -75,7 +75,8 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
 
   const activity = createActivityLog();
   const dispatcher = createDispatcher({ upstreams: deps.upstreams, queue: deps.queue, deadlineMs: config.deadlineMs, logger: deps.logger, precheck, activity, metrics });
-  app.get('/v1/activity', { schema: { tags: ['operate'], summary: 'the latest requests this gateway handled' } }, async () => ({ requests: activity.latest() }));
+  app.get('/v1/activity', { schema: { tags: ['operate'], summary: 'the latest requests this gateway handled: the caller\'s own; all of them for an operator key' } }, async (request) =>
+    ({ requests: activity.latest(request.operator ? undefined : request.client) }));
   app.get('/metrics', { schema: { tags: ['operate'], summary: 'Prometheus metrics' } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   dashboardRoutes(app);
