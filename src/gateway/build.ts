@@ -72,7 +72,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   installCallerIdentity(app, { apiKeys: config.apiKeys, adminKeys: config.adminKeys, authFailuresPerMin: config.authFailuresPerMin });
   await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
   if (config.rateLimit) await installRateLimit(app, config.rateLimit);
-  const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue });
+  const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue, logger: deps.logger });
   const logRequests = deps.logger.isLevelEnabled('info');
   app.addHook('onResponse', async (request, reply) => {
     const seconds = reply.elapsedTime / 1000;
@@ -89,7 +89,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   app.get('/metrics', { schema: { tags: ['operate'], summary: 'Prometheus metrics' } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   dashboardRoutes(app);
-  healthRoutes(app, { queue: deps.queue, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now() });
+  healthRoutes(app, { queue: deps.queue, logger: deps.logger, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now() });
   resultRoutes(app, deps.queue);
   evaluateRoutes(app, dispatcher);
   operationRoutes(app, dispatcher);

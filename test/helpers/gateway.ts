@@ -32,7 +32,7 @@ export async function startGateway(options: {
   const dir = options.redisUrl || options.queue ? undefined : mkdtempSync(join(tmpdir(), 'calcmesh-gw-'));
   const queue = options.queue ?? openQueue({ redisUrl: options.redisUrl, dataDir: dir ?? '', resultTtlS: 3600, maxDeliveries: 5 });
   const logger = options.logger ?? silentLogger();
-  const metrics = createGatewayMetrics({ queue, defaultMetrics: false });
+  const metrics = createGatewayMetrics({ queue, defaultMetrics: false, logger });
   const upstreams = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
   const app = await buildGateway(
     { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})), rateLimit: options.rateLimit,
