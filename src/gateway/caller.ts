@@ -7,13 +7,25 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CalcError } from '../shared/errors.js';
 import type { Caller } from './dispatch.js';
 import { sendError } from './errors.js';
+import { createAuthFailureLimiter } from './auth-failures.js';
 
 export const ANONYMOUS = 'anonymous';
 
 declare module 'fastify' {
   interface FastifyRequest {
     client: string;
+    /** True when the request carries an operator key (CALC_ADMIN_KEYS): it may see every client's activity. */
+    operator: boolean;
   }
+}
+
+export interface CallerIdentityOptions {
+  /** API key -> client name; empty: authentication is off. */
+  readonly apiKeys: ReadonlyMap<string, string>;
+  /** Operator key -> operator name (CALC_ADMIN_KEYS). */
+  readonly adminKeys?: ReadonlyMap<string, string>;
+  /** Failed attempts per address and minute before the address is refused (CALC_AUTH_FAILURES_PER_MIN). */
+  readonly authFailuresPerMin?: number;
 }
 
 const SAFE_REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -31,27 +43,49 @@ export const uriTooLong = () => new CalcError('URI_TOO_LONG', `the URL is longer
 /** Routes anyone may call even when API keys are required. */
 const PUBLIC_PATHS = /^\/(healthz|readyz|metrics|docs(\/.*)?|openapi\.json|dashboard\/[\w.-]+)?$/;
 
-export function installCallerIdentity(app: FastifyInstance, apiKeys: ReadonlyMap<string, string>): void {
+export function installCallerIdentity(app: FastifyInstance, options: CallerIdentityOptions): void {
   app.decorateRequest('client', ANONYMOUS);
+  app.decorateRequest('operator', false);
   // Hash both sides so that the comparison is constant-time whatever the lengths.
-  const digests = [...apiKeys].map(([key, client]) => ({ digest: sha256(key), client }));
+  const digests = [
+    ...[...options.apiKeys].map(([key, client]) => ({ digest: sha256(key), client, operator: false })),
+    ...[...(options.adminKeys ?? [])].map(([key, client]) => ({ digest: sha256(key), client, operator: true })),
+  ];
+  const failures = createAuthFailureLimiter(options.authFailuresPerMin ?? DEFAULT_AUTH_FAILURES_PER_MIN);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (request.url.length > MAX_URL_CHARS) return sendError(reply, uriTooLong());
     if (digests.length === 0) return;
     const path = request.url.split('?', 1)[0] ?? '';
     if (PUBLIC_PATHS.test(path)) return;
-    const presented = sha256(presentedKey(request) ?? '');
-    let client: string | undefined;
-    for (const entry of digests) if (timingSafeEqual(entry.digest, presented)) client = entry.client;
-    if (client === undefined) return sendError(reply, new CalcError('UNAUTHENTICATED', 'a valid API key is required: Authorization: Bearer <key> or X-API-Key'));
-    request.client = client;
+    const presentedText = presentedKey(request);
+    // Without client keys everyone is the anonymous client; an operator key still makes an operator.
+    const open = options.apiKeys.size === 0;
+    if (open && presentedText === undefined) return;
+    const blockedS = failures.blockedForS(request.ip);
+    if (blockedS > 0) {
+      reply.header('retry-after', String(blockedS));
+      return sendError(reply, new CalcError('RATE_LIMITED', `too many failed authentication attempts from this address; retry in ${blockedS} s`));
+    }
+    const presented = sha256(presentedText ?? '');
+    let match: (typeof digests)[number] | undefined;
+    for (const entry of digests) if (timingSafeEqual(entry.digest, presented)) match = entry;
+    if (match === undefined) {
+      failures.failed(request.ip);
+      return sendError(reply, new CalcError('UNAUTHENTICATED', 'a valid API key is required: Authorization: Bearer <key> or X-API-Key'));
+    }
+    request.client = match.client;
+    request.operator = match.operator;
   });
 }
 
+export const DEFAULT_AUTH_FAILURES_PER_MIN = 20;
+
 function presentedKey(request: FastifyRequest): string | undefined {
   const auth = request.headers.authorization;
-  if (typeof auth === 'string' && auth.startsWith('Bearer ')) return auth.slice(7).trim();
+  // RFC 9110 §11.1: the scheme is case-insensitive (`bearer`, `BEARER`).
+  const bearer = typeof auth === 'string' ? /^bearer[ \t]+(.*)$/is.exec(auth) : null;
+  if (bearer) return bearer[1]!.trim();
   const header = request.headers['x-api-key'];
   return typeof header === 'string' ? header : undefined;
 }

@@ -160,7 +160,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   if (!activity) return { dispatch };
   return {
     async dispatch(job: Job, caller: Caller): Promise<Answer> {
-      const base = { at: Date.now(), requestId: caller.requestId, operation: job.operation, input: inputOf(job) };
+      const base = { at: Date.now(), requestId: caller.requestId, client: caller.client, operation: job.operation, input: inputOf(job) };
       try {
         const answer = await dispatch(job, caller);
         activity.record(answer.kind === 'done'

@@ -9,7 +9,7 @@ import { buildGateway } from './build.js';
 /** `calcmesh gateway`: the only place the gateway binds an address. */
 export async function mainGateway(config: Config, logger: Logger): Promise<void> {
   const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
-  const metrics = createGatewayMetrics({ queue });
+  const metrics = createGatewayMetrics({ queue, logger });
   const upstreams = connectUpstreams(config, logger, metrics);
   const app = await buildGateway(config, { queue, upstreams, logger, metrics });
   await app.listen({ host: config.gateway.host, port: config.gateway.port });

@@ -6,11 +6,13 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { BreakerState } from '../resilience/index.js';
 import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
 import type { DurableQueue, OperationStats } from '../queue/types.js';
+import type { Logger } from '../shared/logger.js';
+import { createThrottledWarn } from './throttled-log.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'half-open', 'open'];
 
-export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMetrics?: boolean } = {}) {
+export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMetrics?: boolean; logger?: Logger } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
@@ -24,11 +26,12 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
 
   if (options.queue) {
     const queue = options.queue;
+    const warn = options.logger ? createThrottledWarn(options.logger) : () => undefined;
     // One read of the queue per scrape feeds every queue gauge (each collects on its own).
     let pending: { at: number; stats: Promise<Awaited<ReturnType<DurableQueue['stats']>> | undefined> } | undefined;
     const stats = () => {
       if (!pending || Date.now() - pending.at > 250) {
-        pending = { at: Date.now(), stats: queue.stats(SERVICE_OPS).catch(() => undefined) };
+        pending = { at: Date.now(), stats: queue.stats(SERVICE_OPS).catch((error) => warn('queue stats failed in /metrics', error)) };
       }
       return pending.stats;
     };

@@ -23,6 +23,16 @@ export interface Config {
   readonly deadlineMs: number;
   /** API key -> client name; empty when authentication is off. */
   readonly apiKeys: ReadonlyMap<string, string>;
+  /** Operator key -> operator name (CALC_ADMIN_KEYS): sees every client's activity, may call operator routes. */
+  readonly adminKeys: ReadonlyMap<string, string>;
+  /** Failed authentication attempts per source address and minute before the address is refused for the minute. */
+  readonly authFailuresPerMin: number;
+  /** The gateway's HTTP server: connection cap and timeouts (see README, Security). */
+  readonly http: {
+    readonly maxConnections: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+  };
   readonly resultTtlS: number;
   readonly leaseMs: number;
   readonly maxDeliveries: number;
@@ -64,7 +74,15 @@ export function loadConfig(env: Env): Config {
     redisUrl: env.CALC_REDIS_URL || undefined,
     dataDir: env.CALC_DATA_DIR || './data',
     deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
-    apiKeys: parseApiKeys(env.CALC_API_KEYS),
+    apiKeys: parseApiKeys(env.CALC_API_KEYS, 'CALC_API_KEYS'),
+    adminKeys: parseApiKeys(env.CALC_ADMIN_KEYS, 'CALC_ADMIN_KEYS'),
+    authFailuresPerMin: int(env, 'CALC_AUTH_FAILURES_PER_MIN', 20, 1, 1_000_000),
+    http: {
+      // Below the common `ulimit -n 1024`, leaving room for the queue, gRPC and log descriptors.
+      maxConnections: int(env, 'CALC_MAX_CONNECTIONS', 800, 1, 1_000_000),
+      keepAliveTimeoutMs: int(env, 'CALC_KEEPALIVE_TIMEOUT_MS', 5000, 100, 600_000),
+      headersTimeoutMs: int(env, 'CALC_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    },
     resultTtlS: int(env, 'CALC_RESULT_TTL_S', 86_400, 1, 365 * 86_400),
     leaseMs: int(env, 'CALC_LEASE_MS', 30_000, 100, 3_600_000),
     maxDeliveries: int(env, 'CALC_MAX_DELIVERIES', 5, 1, 1000),
@@ -90,11 +108,11 @@ export function parseTargets(raw: string, name: string): string[] {
   return list;
 }
 
-function parseApiKeys(raw: string | undefined): Map<string, string> {
+function parseApiKeys(raw: string | undefined, name: string): Map<string, string> {
   const keys = new Map<string, string>();
   for (const pair of (raw ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
     const at = pair.indexOf(':');
-    if (at <= 0 || at === pair.length - 1) throw invalidArgument('CALC_API_KEYS: expected key:client[,key:client…]');
+    if (at <= 0 || at === pair.length - 1) throw invalidArgument(`${name}: expected key:name[,key:name…]`);
     keys.set(pair.slice(0, at), pair.slice(at + 1));
   }
   return keys;

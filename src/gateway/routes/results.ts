@@ -52,6 +52,8 @@ export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
   });
 
   app.get('/pending_results', {
+    // HEAD would run this handler (and its side effects): it is answered 405 instead (methods.ts).
+    exposeHeadRoute: false,
     schema: {
       tags: ['results'],
       summary: 'This client\'s completed queued results, each delivered once (the original route)',
