@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { loadConfig, type Env } from '../shared/config.js';
 import { CalcError } from '../shared/errors.js';
+import { EXIT_STARTUP_FAILURE, StartupError } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/logger.js';
 import { isServiceOp, SERVICE_OPS } from '../shared/operations.js';
 import { VERSION } from '../shared/version.js';
@@ -65,7 +66,16 @@ export function buildProgram(): Command {
     .action((flags) => {
       const env = envFrom(flags);
       const config = loadConfig(env); // fail fast on a bad setting, before starting six processes
-      const supervisor = supervise({ entry: ENTRY, env, components: localComponents(config, env), pretty: process.stdout.isTTY === true });
+      const supervisor = supervise({
+        entry: ENTRY,
+        env,
+        components: localComponents(config, env),
+        pretty: process.stdout.isTTY === true,
+        onGiveUp: (why) => {
+          process.stderr.write(`calcmesh: ${why}\n`);
+          process.exit(1);
+        },
+      });
       let stopping = false;
       const stop = () => {
         if (stopping) return;
@@ -129,6 +139,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     await buildProgram().parseAsync(argv as string[]);
   } catch (error) {
     process.stderr.write(`calcmesh: ${(error as Error).message}\n`);
-    process.exitCode = 1;
+    // Exit rather than set an exit code: a half-started server may hold timers and sockets that
+    // would keep the process alive while it cannot work.
+    process.exit(error instanceof StartupError ? EXIT_STARTUP_FAILURE : 1);
   }
 }
