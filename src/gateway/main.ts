@@ -5,6 +5,8 @@ import { openQueueAtStart } from '../queue/open.js';
 import { createGatewayMetrics } from './metrics.js';
 import { connectUpstreams } from './upstreams.js';
 import { buildGateway } from './build.js';
+import { watchStalls } from './stall.js';
+import { SERVICE_OPS } from '../shared/operations.js';
 
 /**
  * `calcmesh gateway`: the only place the gateway binds an address. Its queue is opened first;
@@ -25,7 +27,9 @@ export async function mainGateway(config: Config, logger: Logger): Promise<void>
     throw await bindFailure(config.gateway.host, config.gateway.port, 'gateway', error);
   }
   logger.info({ address: `http://${config.gateway.host}:${config.gateway.port}`, queue: queue.backend }, 'gateway listening');
+  const stalls = watchStalls(queue, SERVICE_OPS, config.leaseMs, logger);
   onShutdown(logger, async () => {
+    stalls.stop();
     await app.close();
     upstreams.close();
     await queue.close();

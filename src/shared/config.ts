@@ -2,6 +2,8 @@
  * Configuration, read once at the edge. `loadConfig(env)` is the only place in calcmesh that
  * knows the names of environment variables; everything else takes the frozen object it returns.
  */
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_PORTS, SERVICE_OPS, type ServiceOp } from './operations.js';
 
@@ -19,6 +21,7 @@ export interface Config {
     readonly metricsPort: number | undefined;
   };
   readonly redisUrl: string | undefined;
+  /** Where the embedded queue keeps its file; by default the user's state directory, never the cwd. */
   readonly dataDir: string;
   readonly deadlineMs: number;
   /** API key -> client name; empty when authentication is off. */
@@ -62,7 +65,7 @@ export function loadConfig(env: Env): Config {
       metricsPort: env.CALC_METRICS_PORT ? int(env, 'CALC_METRICS_PORT', 0, -1, 65535) : undefined,
     },
     redisUrl: env.CALC_REDIS_URL || undefined,
-    dataDir: env.CALC_DATA_DIR || './data',
+    dataDir: env.CALC_DATA_DIR || defaultDataDir(env),
     deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
     apiKeys: parseApiKeys(env.CALC_API_KEYS),
     resultTtlS: int(env, 'CALC_RESULT_TTL_S', 86_400, 1, 365 * 86_400),
@@ -78,6 +81,17 @@ export function loadConfig(env: Env): Config {
     grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js'] as const, 'h2'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
   });
+}
+
+/**
+ * `$XDG_STATE_HOME/calcmesh`, else `~/.local/state/calcmesh` (the XDG base directory spec): the
+ * same for every process of one user, whatever folder it was started from, so that a gateway
+ * and a service started apart never use two queues without knowing.
+ */
+export function defaultDataDir(env: Env): string {
+  const state = env.XDG_STATE_HOME;
+  if (state && isAbsolute(state)) return join(state, 'calcmesh');
+  return join(env.HOME || homedir(), '.local', 'state', 'calcmesh');
 }
 
 export function parseTargets(raw: string, name: string): string[] {

@@ -2,12 +2,15 @@ import type { FastifyInstance } from 'fastify';
 import { SERVICE_OPS } from '../../shared/operations.js';
 import type { DurableQueue } from '../../queue/types.js';
 import type { ReplicaStatus, Upstreams } from '../../upstream/index.js';
+import { stallOf } from '../stall.js';
 
 export interface HealthDeps {
   readonly queue: DurableQueue;
   readonly upstreams: Upstreams;
   readonly version: string;
   readonly startedAt: number;
+  /** CALC_LEASE_MS: a queue whose tasks wait longer than this with no claim is reported stalled. */
+  readonly leaseMs?: number;
 }
 
 /** Liveness, readiness and the status document behind the dashboard and `calcmesh status`. */
@@ -37,7 +40,11 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
       queue: { backend: deps.queue.backend, ok: stats !== undefined },
       services: Object.fromEntries(
-        SERVICE_OPS.map((op) => [op, { serving: isServing(services[op]), replicas: services[op], queue: stats?.[op] ?? null }]),
+        SERVICE_OPS.map((op) => {
+          const queue = stats?.[op];
+          const withStall = queue ? { ...queue, ...stallOf(queue, deps.leaseMs ?? 30_000, Date.now()) } : null;
+          return [op, { serving: isServing(services[op]), replicas: services[op], queue: withStall }];
+        }),
       ),
     };
   });
