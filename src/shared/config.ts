@@ -28,6 +28,11 @@ export interface Config {
   readonly apiKeys: ReadonlyMap<string, string>;
   readonly resultTtlS: number;
   readonly leaseMs: number;
+  /**
+   * The time budget of all the calls of one queued expression. Independent of leaseMs: the
+   * evaluator's heartbeat keeps its lease for as long as the expression runs.
+   */
+  readonly evalQueuedBudgetMs: number;
   readonly maxDeliveries: number;
   readonly drainConcurrency: number;
   readonly rateLimit: number | undefined;
@@ -70,6 +75,7 @@ export function loadConfig(env: Env): Config {
     apiKeys: parseApiKeys(env.CALC_API_KEYS),
     resultTtlS: int(env, 'CALC_RESULT_TTL_S', 86_400, 1, 365 * 86_400),
     leaseMs: int(env, 'CALC_LEASE_MS', 30_000, 100, 3_600_000),
+    evalQueuedBudgetMs: int(env, 'CALC_EVAL_QUEUED_BUDGET_MS', 30_000, 100, 3_600_000),
     maxDeliveries: int(env, 'CALC_MAX_DELIVERIES', 5, 1, 1000),
     drainConcurrency: int(env, 'CALC_DRAIN_CONCURRENCY', 256, 1, 10_000),
     breaker: {
