@@ -73,7 +73,7 @@ const INITIAL_BACKOFF_MS = 250;
 /** A child that ran this long is healthy again: its next crash restarts it quickly. */
 const STABLE_AFTER_MS = 10_000;
 
-export function supervise(options: SupervisorOptions): { stop(): Promise<void> } {
+export function supervise(options: SupervisorOptions): { stop(): Promise<void>; restart(name: string, signal?: NodeJS.Signals): string } {
   const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const readable = options.pretty ? prettyLines() : (line: string) => line;
   const width = Math.max(...options.components.map((c) => c.name.length));
@@ -89,6 +89,8 @@ export function supervise(options: SupervisorOptions): { stop(): Promise<void> }
       timer: undefined as NodeJS.Timeout | undefined,
       /** The last start-up failure's message and how many times in a row it came. */
       failure: { message: '', count: 0 },
+      /** Set by restart(): the coming exit was asked for and is followed by an immediate start. */
+      restarting: false,
     };
     const start = () => {
       state.timer = undefined;
@@ -108,6 +110,12 @@ export function supervise(options: SupervisorOptions): { stop(): Promise<void> }
       child.on('exit', (code, signal) => {
         state.child = undefined;
         if (stopping) return;
+        if (state.restarting) {
+          state.restarting = false;
+          say('up', `${component.name} exited (${signal ?? `code ${code}`}) as asked; starting it again`);
+          start();
+          return;
+        }
         if (code === EXIT_STARTUP_FAILURE) {
           const message = lastError || `exit code ${code}`;
           state.failure = message === state.failure.message ? { message, count: state.failure.count + 1 } : { message, count: 1 };
@@ -127,10 +135,25 @@ export function supervise(options: SupervisorOptions): { stop(): Promise<void> }
       });
     };
     start();
-    return { component, state };
+    return { component, state, start };
   });
 
   const supervisor = {
+    /** Stops one child with `signal` (SIGTERM: gracefully) and starts it again at once. */
+    restart(name: string, signal: NodeJS.Signals = 'SIGTERM'): string {
+      const entry = supervised.find((s) => s.component.name === name);
+      if (!entry) throw new Error(`no component ${JSON.stringify(name)}; expected one of ${supervised.map((s) => s.component.name).join(', ')}`);
+      if (stopping) throw new Error('calcmesh up is stopping');
+      const { child } = entry.state;
+      if (!child) {
+        clearTimeout(entry.state.timer);
+        entry.start();
+        return `${name} was not running; started it`;
+      }
+      entry.state.restarting = true;
+      child.kill(signal);
+      return `${name} (pid ${child.pid}) sent ${signal}; it is started again when it exits`;
+    },
     async stop() {
       stopping = true;
       const exits = supervised.map(({ component, state }) => {

@@ -23,6 +23,8 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** Where the embedded queue keeps its file; by default the user's state directory, never the cwd. */
   readonly dataDir: string;
+  /** The Unix socket on which `calcmesh up` takes `calcmesh restart <name>`. */
+  readonly controlSocket: string;
   readonly deadlineMs: number;
   /** API key -> client name; empty when authentication is off. */
   readonly apiKeys: ReadonlyMap<string, string>;
@@ -57,6 +59,7 @@ export function loadConfig(env: Env): Config {
     const name = `CALC_${op.toUpperCase()}_TARGETS`;
     targets[op] = Object.freeze(parseTargets(env[name] ?? `127.0.0.1:${DEFAULT_PORTS[op]}`, name));
   }
+  const dataDir = env.CALC_DATA_DIR || defaultDataDir(env);
   return deepFreeze({
     gateway: {
       host: env.CALC_GATEWAY_HOST || '127.0.0.1',
@@ -70,7 +73,8 @@ export function loadConfig(env: Env): Config {
       metricsPort: env.CALC_METRICS_PORT ? int(env, 'CALC_METRICS_PORT', 0, -1, 65535) : undefined,
     },
     redisUrl: env.CALC_REDIS_URL || undefined,
-    dataDir: env.CALC_DATA_DIR || defaultDataDir(env),
+    dataDir,
+    controlSocket: env.CALC_CONTROL_SOCKET || join(dataDir, 'up.sock'),
     deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
     apiKeys: parseApiKeys(env.CALC_API_KEYS),
     resultTtlS: int(env, 'CALC_RESULT_TTL_S', 86_400, 1, 365 * 86_400),

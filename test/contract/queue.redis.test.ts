@@ -110,8 +110,8 @@ test('when a stream entry holds a task that cannot be decoded, then it is dead-l
     const bad = newTask('add');
     await queue.enqueue(bad);
     // Its entry replaced by one whose task JSON is garbage (a foreign writer, a corrupted restore).
-    const [[entryId]] = (await admin.xrange(keys.stream('add'), '-', '+')) as [string, string[]][];
-    await admin.xdel(keys.stream('add'), entryId!);
+    const entryId = (await admin.xrange(keys.stream('add'), '-', '+'))[0]![0];
+    await admin.xdel(keys.stream('add'), entryId);
     await admin.xadd(keys.stream('add'), '*', 'id', bad.id, 't', '{"id": not json', 'at', String(Date.now()));
     const good = newTask('add');
     await queue.enqueue(good);
