@@ -21,7 +21,7 @@ const ENTRY = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
 /** Server flags and the variables they stand for. */
 const SERVER_FLAGS = [
   ['--redis-url <url>', 'CALC_REDIS_URL', 'use Redis Streams as the queue (redis://[:password@]host:port[/db])'],
-  ['--data-dir <dir>', 'CALC_DATA_DIR', 'where the embedded queue keeps its file (default ./data)'],
+  ['--data-dir <dir>', 'CALC_DATA_DIR', 'where the embedded queue keeps its file (default $XDG_STATE_HOME/calcmesh or ~/.local/state/calcmesh)'],
   ['--deadline-ms <ms>', 'CALC_DEADLINE_MS', 'gRPC deadline of one forwarded call (default 1000)'],
   ['--log-level <level>', 'LOG_LEVEL', 'trace, debug, info, warn, error, silent (default info)'],
 ] as const;
