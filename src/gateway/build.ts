@@ -34,7 +34,7 @@ export interface GatewayDeps {
   readonly metrics?: GatewayMetrics;
 }
 
-export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit' | 'adminKeys' | 'authFailuresPerMin' | 'http'>>;
+export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit' | 'adminKeys' | 'authFailuresPerMin' | 'http' | 'leaseMs'>>;
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -89,7 +89,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   app.get('/metrics', { schema: { tags: ['operate'], summary: 'Prometheus metrics' } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   dashboardRoutes(app);
-  healthRoutes(app, { queue: deps.queue, logger: deps.logger, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now() });
+  healthRoutes(app, { queue: deps.queue, logger: deps.logger, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now(), leaseMs: config.leaseMs });
   resultRoutes(app, deps.queue);
   evaluateRoutes(app, dispatcher);
   operationRoutes(app, dispatcher);

@@ -12,6 +12,7 @@ export const keys = {
   stream: (op: ServiceOp) => `${PREFIX}stream:${op}`,
   dead: (op: ServiceOp) => `${PREFIX}dead:${op}`,
   delayed: (op: ServiceOp) => `${PREFIX}delayed:${op}`,
+  lastClaim: (op: ServiceOp) => `${PREFIX}lastclaim:${op}`,
   group: (op: ServiceOp) => `${PREFIX}${op}`,
   ticketPrefix: `${PREFIX}ticket:`,
   ticket: (id: string) => `${PREFIX}ticket:${id}`,

@@ -25,20 +25,24 @@ type Reply = string | number | null | Reply[];
 interface Scripts {
   calcEnqueue(ticketKey: string, stream: string, ...argv: string[]): Promise<string[]>;
   calcComplete(stream: string, ...argv: string[]): Promise<number>;
-  calcClaim(stream: string, dead: string, delayed: string, ...argv: string[]): Promise<Reply[]>;
+  calcClaim(stream: string, dead: string, delayed: string, lastClaim: string, ...argv: string[]): Promise<Reply[]>;
+  calcExtend(stream: string, ...argv: string[]): Promise<number>;
+  calcTakeover(key: string, expected: string, next: string): Promise<number>;
   calcRetry(stream: string, delayed: string, ...argv: string[]): Promise<number>;
   calcTake(pending: string, limit: string, ticketPrefix: string): Promise<string[][]>;
-  calcStats(stream: string, dead: string, delayed: string, group: string): Promise<[number, number, string, number]>;
+  calcStats(stream: string, dead: string, delayed: string, lastClaim: string, group: string): Promise<[number, number, string, number, string]>;
   calcPrune(stream: string, group: string, idleMs: string, own: string): Promise<number>;
 }
 
 const SCRIPTS = [
   ['calcEnqueue', 'enqueue', 2],
   ['calcComplete', 'complete', 1],
-  ['calcClaim', 'claim', 3],
+  ['calcClaim', 'claim', 4],
+  ['calcExtend', 'extend', 1],
+  ['calcTakeover', 'takeover', 1],
   ['calcRetry', 'retry', 2],
   ['calcTake', 'take', 1],
-  ['calcStats', 'stats', 3],
+  ['calcStats', 'stats', 4],
   ['calcPrune', 'prune', 1],
 ] as const;
 
@@ -113,7 +117,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
   /** claim.lua: due retries back in, expired leases reclaimed or dead-lettered, new entries read. */
   async function claimNow(op: ServiceOp, consumer: string, max: number, leaseMs: number) {
     const reply = await scripts.calcClaim(
-      keys.stream(op), keys.dead(op), keys.delayed(op),
+      keys.stream(op), keys.dead(op), keys.delayed(op), keys.lastClaim(op),
       keys.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
       keys.ticketPrefix, keys.pendingPrefix, String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
       deadLetters,
@@ -156,10 +160,16 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
     try {
       await connection.ready();
       const reply = (await connection.redis.call('XREADGROUP', args)) as [string, [string, string[]][]][] | null;
-      return (reply?.[0]?.[1] ?? []).map(([id, flat]) => {
+      const tasks: ClaimedTask[] = [];
+      for (const [id, flat] of reply?.[0]?.[1] ?? []) {
         const f = entryFields(flat);
-        return claimedTask(id, f.t!, f.at!, Number(f.b ?? 0) + 1, Number(f.r ?? 0), 1, consumer);
-      });
+        try {
+          tasks.push(claimedTask(id, f.t!, f.at!, Number(f.b ?? 0) + 1, Number(f.r ?? 0), 1, consumer));
+        } catch {
+          // Left pending: once its lease is over claim.lua dead-letters it; it never fails this claim.
+        }
+      }
+      return tasks;
     } catch (error) {
       if (signal?.aborted) return [];
       throw error;
@@ -245,6 +255,22 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       await run(() => scripts.calcComplete(keys.stream(op), ...argv));
     },
 
+    async extend(op: ServiceOp, consumer: string, tasks: readonly ClaimedTask[], _leaseMs: number): Promise<number> {
+      // Redis measures a lease as the entry's idle time against the claimer's leaseMs: resetting
+      // the idle time is the extension.
+      const argv: string[] = [];
+      for (const task of tasks) {
+        const receipt = parseReceipt(task.receipt);
+        if (receipt.consumer === consumer) argv.push(receipt.entryId, receipt.counter);
+      }
+      if (argv.length === 0) return 0;
+      return run(() => withGroup(op, () => scripts.calcExtend(keys.stream(op), keys.group(op), consumer, ...argv)));
+    },
+
+    async takeOverKey(client: string, key: string, expected: string, next: string): Promise<boolean> {
+      return (await run(() => scripts.calcTakeover(keys.idempotency(client, key), expected, next))) === 1;
+    },
+
     async retryLater(op: ServiceOp, task: ClaimedTask, delayMs: number): Promise<void> {
       const { entryId, counter, consumer } = parseReceipt(task.receipt);
       await run(() =>
@@ -254,13 +280,19 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
 
     async stats(operations: readonly ServiceOp[]): Promise<Record<string, OperationStats>> {
       const replies = await run(() =>
-        Promise.all(operations.map((op) => scripts.calcStats(keys.stream(op), keys.dead(op), keys.delayed(op), keys.group(op)))),
+        Promise.all(operations.map((op) => scripts.calcStats(keys.stream(op), keys.dead(op), keys.delayed(op), keys.lastClaim(op), keys.group(op)))),
       );
       const at = now();
       const result: Record<string, OperationStats> = {};
       operations.forEach((op, i) => {
-        const [depth, inFlight, oldest, deadLetters] = replies[i]!;
-        result[op] = { depth, inFlight, oldestAgeMs: oldest === '' ? 0 : Math.max(0, at - Number(oldest)), deadLetters };
+        const [depth, inFlight, oldest, deadLetters, lastClaim] = replies[i]!;
+        result[op] = {
+          depth,
+          inFlight,
+          oldestAgeMs: oldest === '' ? 0 : Math.max(0, at - Number(oldest)),
+          deadLetters,
+          ...(lastClaim !== '' && { lastClaimAt: Number(lastClaim) }),
+        };
       });
       return result;
     },

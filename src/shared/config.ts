@@ -2,6 +2,8 @@
  * Configuration, read once at the edge. `loadConfig(env)` is the only place in calcmesh that
  * knows the names of environment variables; everything else takes the frozen object it returns.
  */
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_PORTS, SERVICE_OPS, type ServiceOp } from './operations.js';
 
@@ -19,7 +21,10 @@ export interface Config {
     readonly metricsPort: number | undefined;
   };
   readonly redisUrl: string | undefined;
+  /** Where the embedded queue keeps its file; by default the user's state directory, never the cwd. */
   readonly dataDir: string;
+  /** The Unix socket on which `calcmesh up` takes `calcmesh restart <name>`. */
+  readonly controlSocket: string;
   readonly deadlineMs: number;
   /** API key -> client name; empty when authentication is off. */
   readonly apiKeys: ReadonlyMap<string, string>;
@@ -35,6 +40,11 @@ export interface Config {
   };
   readonly resultTtlS: number;
   readonly leaseMs: number;
+  /**
+   * The time budget of all the calls of one queued expression. Independent of leaseMs: the
+   * evaluator's heartbeat keeps its lease for as long as the expression runs.
+   */
+  readonly evalQueuedBudgetMs: number;
   readonly maxDeliveries: number;
   readonly drainConcurrency: number;
   readonly rateLimit: number | undefined;
@@ -59,6 +69,7 @@ export function loadConfig(env: Env): Config {
     const name = `CALC_${op.toUpperCase()}_TARGETS`;
     targets[op] = Object.freeze(parseTargets(env[name] ?? `127.0.0.1:${DEFAULT_PORTS[op]}`, name));
   }
+  const dataDir = env.CALC_DATA_DIR || defaultDataDir(env);
   return deepFreeze({
     gateway: {
       host: env.CALC_GATEWAY_HOST || '127.0.0.1',
@@ -72,7 +83,8 @@ export function loadConfig(env: Env): Config {
       metricsPort: env.CALC_METRICS_PORT ? int(env, 'CALC_METRICS_PORT', 0, -1, 65535) : undefined,
     },
     redisUrl: env.CALC_REDIS_URL || undefined,
-    dataDir: env.CALC_DATA_DIR || './data',
+    dataDir,
+    controlSocket: env.CALC_CONTROL_SOCKET || join(dataDir, 'up.sock'),
     deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
     apiKeys: parseApiKeys(env.CALC_API_KEYS, 'CALC_API_KEYS'),
     adminKeys: parseApiKeys(env.CALC_ADMIN_KEYS, 'CALC_ADMIN_KEYS'),
@@ -85,6 +97,7 @@ export function loadConfig(env: Env): Config {
     },
     resultTtlS: int(env, 'CALC_RESULT_TTL_S', 86_400, 1, 365 * 86_400),
     leaseMs: int(env, 'CALC_LEASE_MS', 30_000, 100, 3_600_000),
+    evalQueuedBudgetMs: int(env, 'CALC_EVAL_QUEUED_BUDGET_MS', 30_000, 100, 3_600_000),
     maxDeliveries: int(env, 'CALC_MAX_DELIVERIES', 5, 1, 1000),
     drainConcurrency: int(env, 'CALC_DRAIN_CONCURRENCY', 256, 1, 10_000),
     breaker: {
@@ -96,6 +109,17 @@ export function loadConfig(env: Env): Config {
     grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const, 'h2'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
   });
+}
+
+/**
+ * `$XDG_STATE_HOME/calcmesh`, else `~/.local/state/calcmesh` (the XDG base directory spec): the
+ * same for every process of one user, whatever folder it was started from, so that a gateway
+ * and a service started apart never use two queues without knowing.
+ */
+export function defaultDataDir(env: Env): string {
+  const state = env.XDG_STATE_HOME;
+  if (state && isAbsolute(state)) return join(state, 'calcmesh');
+  return join(env.HOME || homedir(), '.local', 'state', 'calcmesh');
 }
 
 export function parseTargets(raw: string, name: string): string[] {

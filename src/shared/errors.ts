@@ -17,6 +17,8 @@ export const ERROR_TABLE = {
   RATE_LIMITED: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED, summary: 'too many requests from this client' },
   CONFLICT: { http: 409, grpc: GrpcStatus.ABORTED, summary: 'an Idempotency-Key reused for a different request' },
   UPSTREAM_ERROR: { http: 502, grpc: GrpcStatus.INTERNAL, summary: 'a service answered with an unexpected gRPC status (a misconfigured target, say)' },
+  DEADLINE_EXCEEDED: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED, summary: 'on a ticket: the queued request ran out of its time budget while its service was working on it' },
+  DEAD_LETTER: { http: 502, grpc: GrpcStatus.INTERNAL, summary: 'on a ticket: the queue gave up on the task after CALC_MAX_DELIVERIES deliveries (each consumer crashed or hung), or could not decode it' },
   UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE, summary: 'the service and the queue are both unavailable; nothing was accepted' },
   INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL, summary: 'a bug: never expected for any input' },
 } as const;

@@ -12,7 +12,7 @@ test('when nothing is set, then the defaults are those of the contract', () => {
   assert.deepEqual(config.targets.divide, ['127.0.0.1:50054']);
   assert.deepEqual(config.targets.evaluate, ['127.0.0.1:50055']);
   assert.equal(config.deadlineMs, 1000);
-  assert.equal(config.dataDir, './data');
+  assert.equal(loadConfig({ HOME: '/home/ann' }).dataDir, '/home/ann/.local/state/calcmesh', 'the issue overrides the contract\'s ./data');
   assert.equal(config.redisUrl, undefined);
   assert.equal(config.apiKeys.size, 0);
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.targets));
@@ -29,4 +29,10 @@ test('when a setting is malformed, then loading fails naming it', () => {
   assert.throws(() => loadConfig({ CALC_GATEWAY_PORT: '70000' }), /CALC_GATEWAY_PORT/);
   assert.throws(() => loadConfig({ CALC_ADD_TARGETS: 'nohost' }), /CALC_ADD_TARGETS/);
   assert.throws(() => loadConfig({ CALC_API_KEYS: 'justakey' }), /CALC_API_KEYS/);
+});
+
+test('when XDG_STATE_HOME is set (absolute), then the default data dir is under it; the working directory never matters', () => {
+  assert.equal(loadConfig({ XDG_STATE_HOME: '/var/state', HOME: '/home/ann' }).dataDir, '/var/state/calcmesh');
+  assert.equal(loadConfig({ XDG_STATE_HOME: 'relative', HOME: '/home/ann' }).dataDir, '/home/ann/.local/state/calcmesh', 'a relative one is ignored, per the spec');
+  assert.equal(loadConfig({ CALC_DATA_DIR: '/srv/q', HOME: '/home/ann' }).dataDir, '/srv/q');
 });

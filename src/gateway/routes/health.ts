@@ -5,6 +5,7 @@ import type { ReplicaStatus, Upstreams } from '../../upstream/index.js';
 import type { Logger } from '../../shared/logger.js';
 import { createQueueReadiness } from '../readiness.js';
 import { createThrottledWarn } from '../throttled-log.js';
+import { stallOf } from '../stall.js';
 
 export interface HealthDeps {
   readonly queue: DurableQueue;
@@ -12,6 +13,8 @@ export interface HealthDeps {
   readonly upstreams: Upstreams;
   readonly version: string;
   readonly startedAt: number;
+  /** CALC_LEASE_MS: a queue whose tasks wait longer than this with no claim is reported stalled. */
+  readonly leaseMs?: number;
 }
 
 /** Liveness, readiness and the status document behind the dashboard and `calcmesh status`. */
@@ -47,7 +50,11 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       // ok: the queue takes writes (what /readyz uses); reason says why not.
       queue: { backend: deps.queue.backend, ...queue, ok: queue.ok && stats !== undefined },
       services: Object.fromEntries(
-        SERVICE_OPS.map((op) => [op, { serving: isServing(services[op]), replicas: services[op], queue: stats?.[op] ?? null }]),
+        SERVICE_OPS.map((op) => {
+          const depth = stats?.[op];
+          const withStall = depth ? { ...depth, ...stallOf(depth, deps.leaseMs ?? 30_000, Date.now()) } : null;
+          return [op, { serving: isServing(services[op]), replicas: services[op], queue: withStall }];
+        }),
       ),
     };
   });
