@@ -11,7 +11,6 @@ import { isServiceOp, SERVICE_OPS } from '../shared/operations.js';
 import { VERSION } from '../shared/version.js';
 import { callCommand, evalCommand, resultsCommand, statusCommand, type ClientOptions } from './client.js';
 import { parseProbeRole, probe } from './probe.js';
-import { localComponents, supervise } from './up.js';
 
 const ENTRY = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
 
@@ -63,9 +62,11 @@ export function buildProgram(): Command {
   const program = new Command('calcmesh').version(VERSION).description('A distributed calculator that stays correct when parts of it fail.');
 
   withServerFlags(program.command('up').description('the whole system on this machine: every component as a supervised child process'))
-    .action((flags) => {
+    .action(async (flags) => {
       const env = envFrom(flags);
       const config = loadConfig(env); // fail fast on a bad setting, before starting six processes
+      // Loaded here only: pino-pretty alone is ~10 MB of every gateway's and service's RSS otherwise.
+      const { localComponents, supervise } = await import('./up.js');
       const supervisor = supervise({ entry: ENTRY, env, components: localComponents(config, env), pretty: process.stdout.isTTY === true });
       let stopping = false;
       const stop = () => {
