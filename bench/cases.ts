@@ -112,7 +112,7 @@ export async function directCase(s: CaseSettings, client: 'h2' | 'grpc-js' | 'st
     const before = await depth('add');
     const r = await measure(s, url);
     const queued = (await depth('add')) - before;
-    const label = { h2: '2. gateway direct GET /add/6/7 (unary, node:http2)', 'grpc-js': '2b. the same, gateway calling through grpc-js', stream: '2c. the same over one multiplexed Stream rpc' }[client];
+    const label = { h2: '2. gateway direct GET /add/6/7, unary calls (node:http2, CALC_GRPC_CLIENT=h2)', 'grpc-js': '2b. the same, gateway calling through grpc-js', stream: '2c. the same over one multiplexed Stream rpc (the default)' }[client];
     return loadRow(label, r, queued === 0 ? 'all answered directly (nothing queued)' : `${queued} requests were queued instead of answered`);
   }, { CALC_GRPC_CLIENT: client });
 }

@@ -127,7 +127,7 @@ try {
   await step('evaluate', 'evaluator path', () => evaluateCase(settings));
   await step('evaluate-stream', 'evaluator path over the Stream rpc', () => evaluateCase(settings, 'stream'));
   await step('memory', 'gateway memory', async () => {
-    memory = await memoryCase(settings, memoryRequests, rows.get('direct')?.rate, log);
+    memory = await memoryCase(settings, memoryRequests, (rows.get('direct-stream') ?? rows.get('direct'))?.rate, log);
     return memory.row;
   });
 } finally {

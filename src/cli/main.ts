@@ -12,7 +12,6 @@ import { isServiceOp, SERVICE_OPS } from '../shared/operations.js';
 import { VERSION } from '../shared/version.js';
 import { callCommand, evalCommand, resultsCommand, statusCommand, type ClientOptions } from './client.js';
 import { parseProbeRole, probe } from './probe.js';
-import { localComponents, supervise } from './up.js';
 import { sendControl, serveControl } from './control.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -70,6 +69,8 @@ export function buildProgram(): Command {
     .action(async (flags) => {
       const env = envFrom(flags);
       const config = loadConfig(env); // fail fast on a bad setting, before starting six processes
+      // Loaded here only: pino-pretty alone is ~10 MB of every gateway's and service's RSS otherwise.
+      const { localComponents, supervise } = await import('./up.js');
       const supervisor = supervise({
         entry: ENTRY,
         env,

@@ -3,7 +3,7 @@
  * (from an API key when CALC_API_KEYS is set, otherwise the one shared client `anonymous`).
  */
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CalcError } from '../shared/errors.js';
 import type { Caller } from './dispatch.js';
 import { sendError } from './errors.js';
@@ -52,31 +52,41 @@ export function installCallerIdentity(app: FastifyInstance, options: CallerIdent
     ...[...(options.adminKeys ?? [])].map(([key, client]) => ({ digest: sha256(key), client, operator: true })),
   ];
   const failures = createAuthFailureLimiter(options.authFailuresPerMin ?? DEFAULT_AUTH_FAILURES_PER_MIN);
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request and awaits nothing.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    if (request.url.length > MAX_URL_CHARS) return sendError(reply, uriTooLong());
-    if (digests.length === 0) return;
+    const refusal = refuse(request, reply);
+    // A refused request is answered here; the chain stops without done().
+    if (refusal) sendError(reply, refusal);
+    else done();
+  });
+
+  /** Why this request is refused before routing, or undefined; sets the caller's identity. */
+  function refuse(request: FastifyRequest, reply: FastifyReply): CalcError | undefined {
+    if (request.url.length > MAX_URL_CHARS) return uriTooLong();
+    if (digests.length === 0) return undefined;
     const path = request.url.split('?', 1)[0] ?? '';
-    if (PUBLIC_PATHS.test(path)) return;
+    if (PUBLIC_PATHS.test(path)) return undefined;
     const presentedText = presentedKey(request);
     // Without client keys everyone is the anonymous client; an operator key still makes an operator.
     const open = options.apiKeys.size === 0;
-    if (open && presentedText === undefined) return;
+    if (open && presentedText === undefined) return undefined;
     const blockedS = failures.blockedForS(request.ip);
     if (blockedS > 0) {
       reply.header('retry-after', String(blockedS));
-      return sendError(reply, new CalcError('RATE_LIMITED', `too many failed authentication attempts from this address; retry in ${blockedS} s`));
+      return new CalcError('RATE_LIMITED', `too many failed authentication attempts from this address; retry in ${blockedS} s`);
     }
     const presented = sha256(presentedText ?? '');
     let match: (typeof digests)[number] | undefined;
     for (const entry of digests) if (timingSafeEqual(entry.digest, presented)) match = entry;
     if (match === undefined) {
       failures.failed(request.ip);
-      return sendError(reply, new CalcError('UNAUTHENTICATED', 'a valid API key is required: Authorization: Bearer <key> or X-API-Key'));
+      return new CalcError('UNAUTHENTICATED', 'a valid API key is required: Authorization: Bearer <key> or X-API-Key');
     }
     request.client = match.client;
     request.operator = match.operator;
-  });
+    return undefined;
+  }
 }
 
 export const DEFAULT_AUTH_FAILURES_PER_MIN = 20;

