@@ -41,6 +41,8 @@ export function installCallerIdentity(app: FastifyInstance, apiKeys: ReadonlyMap
     if (digests.length === 0) return;
     const path = request.url.split('?', 1)[0] ?? '';
     if (PUBLIC_PATHS.test(path)) return;
+    // Operator routes check operator keys themselves (routes/admin.ts).
+    if (path.startsWith('/v1/admin/')) return;
     const presented = sha256(presentedKey(request) ?? '');
     let client: string | undefined;
     for (const entry of digests) if (timingSafeEqual(entry.digest, presented)) client = entry.client;

@@ -11,6 +11,7 @@ export const ERROR_TABLE = {
   PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, summary: 'request body over 16 KiB' },
   URI_TOO_LONG: { http: 414, grpc: GrpcStatus.INVALID_ARGUMENT, summary: 'a URL over 2,048 characters' },
   UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, summary: 'missing or wrong API key' },
+  FORBIDDEN: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, summary: 'an operator route called without an operator key' },
   RATE_LIMITED: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED, summary: 'too many requests from this client' },
   CONFLICT: { http: 409, grpc: GrpcStatus.ABORTED, summary: 'an Idempotency-Key reused for a different request' },
   UPSTREAM_ERROR: { http: 502, grpc: GrpcStatus.INTERNAL, summary: 'a service answered with an unexpected gRPC status (a misconfigured target, say)' },

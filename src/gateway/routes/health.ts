@@ -8,6 +8,8 @@ export interface HealthDeps {
   readonly upstreams: Upstreams;
   readonly version: string;
   readonly startedAt: number;
+  /** Whether this gateway sends webhooks (CALC_WEBHOOK_SECRET set). */
+  readonly webhooks?: boolean;
 }
 
 /** Liveness, readiness and the status document behind the dashboard and `calcmesh status`. */
@@ -32,6 +34,7 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
   app.get('/v1/status', { schema: { tags: ['operate'], summary: 'services, replicas, circuits and queues' } }, async () => {
     const services = deps.upstreams.status();
     const stats = await deps.queue.stats(SERVICE_OPS).catch(() => undefined);
+    const webhooks = await deps.queue.webhookStats().catch(() => undefined);
     return {
       version: deps.version,
       uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
@@ -39,6 +42,8 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       services: Object.fromEntries(
         SERVICE_OPS.map((op) => [op, { serving: isServing(services[op]), replicas: services[op], queue: stats?.[op] ?? null }]),
       ),
+      // #15: completions waiting to be POSTed, and those given up (webhook dead letters).
+      webhooks: { enabled: deps.webhooks === true, pending: webhooks?.pending ?? null, deadLetters: webhooks?.deadLetters ?? null },
     };
   });
 }
