@@ -79,7 +79,6 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
         security,
         querystring: {
           type: 'object',
-          additionalProperties: false,
           properties: {
             operation: { type: 'string', enum: [...SERVICE_OPS] },
             limit: { type: 'string', pattern: '^[1-9]\\d{0,3}$', description: `at most this many, 1 to ${MAX_LIMIT} (default ${DEFAULT_LIMIT})` },

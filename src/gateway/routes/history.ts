@@ -26,7 +26,6 @@ export function historyRoutes(app: FastifyInstance, queue: DurableQueue): void {
         'fewer than `limit` tickets and still have a next one. Reading the history never delivers anything.',
       querystring: {
         type: 'object',
-        additionalProperties: false,
         properties: {
           status: { type: 'string', enum: ['queued', 'done', 'failed'] },
           operation: { type: 'string', enum: [...SERVICE_OPS] },
