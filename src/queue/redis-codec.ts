@@ -19,11 +19,11 @@ export const keys = {
   pending: (client: string) => `${PREFIX}pending:${client}`,
   idempotency: (client: string, key: string) => `${PREFIX}idem:${client.length}:${client}:${key}`,
   // #15. A Cluster layout must give a client's log the same hash tag as its pending list (log.lua
-  // takes both), and the two webhook streams one tag of their own (webhook-claim.lua takes both).
+  // takes both); the two webhook streams share the tag {webhooks} (webhook-claim.lua takes both).
   log: (client: string) => `${PREFIX}log:${client}`,
   history: (client: string) => `${PREFIX}history:${client}`,
-  webhooks: `${PREFIX}webhooks`,
-  webhooksDead: `${PREFIX}webhooks:dead`,
+  webhooks: `${PREFIX}{webhooks}:stream`,
+  webhooksDead: `${PREFIX}{webhooks}:dead`,
   webhookGroup: `${PREFIX}webhooks`,
 };
 

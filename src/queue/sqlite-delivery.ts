@@ -54,6 +54,9 @@ export function sqliteDelivery(db: Database.Database, guard: Guard, options: { n
       'SELECT id FROM tickets WHERE client = ? AND delivered = 0 AND expires_at > ? ORDER BY completed_at, rowid LIMIT ?',
     ),
     markDelivered: db.prepare('UPDATE tickets SET delivered = 1 WHERE id = ?'),
+    // Plain reads first: an idle stream or webhook loop must not take the write lock every round.
+    anyPending: db.prepare<[string, number], number>('SELECT 1 FROM tickets WHERE client = ? AND delivered = 0 AND expires_at > ? LIMIT 1').pluck(),
+    anyDueWebhook: db.prepare<[number], number>('SELECT 1 FROM webhooks WHERE not_before <= ? LIMIT 1').pluck(),
     log: db.prepare('INSERT INTO delivery_log (client, ticket_id, logged_at) VALUES (?, ?, ?)'),
     logCursor: db.prepare<[string], number | null>('SELECT MAX(seq) FROM delivery_log WHERE client = ?').pluck(),
     readLog: db.prepare<[string, number, number, number], TicketRow & { seq: number }>(
@@ -120,7 +123,8 @@ export function sqliteDelivery(db: Database.Database, guard: Guard, options: { n
     },
 
     async logCompleted(client, limit) {
-      return limit > 0 ? guard(() => logTx.immediate(client, limit)) : 0;
+      if (limit <= 0 || guard(() => q.anyPending.get(client, now())) === undefined) return 0;
+      return guard(() => logTx.immediate(client, limit));
     },
 
     async logCursor(client) {
@@ -144,7 +148,8 @@ export function sqliteDelivery(db: Database.Database, guard: Guard, options: { n
     },
 
     async claimWebhooks(_consumer, max, claim) {
-      return max > 0 ? guard(() => claimTx.immediate(max, claim)) : [];
+      if (max <= 0 || guard(() => q.anyDueWebhook.get(now())) === undefined) return [];
+      return guard(() => claimTx.immediate(max, claim));
     },
 
     async ackWebhook(delivery) {

@@ -13,7 +13,7 @@ import { http, startGateway, waitFor, type TestGateway } from '../helpers/gatewa
 import { openSse, type SseStream } from '../helpers/sse.js';
 import { startServices, type TestServices } from '../helpers/services.js';
 
-const KEYS = { 'alice-key': 'alice', 'bob-key': 'bob' };
+const KEYS = { 'alice-key': 'alice', 'bob-key': 'bob', 'carol-key': 'carol' };
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
 for (const name of BACKENDS) {
@@ -88,6 +88,17 @@ for (const name of BACKENDS) {
       // Delivered once: /pending_results has none of them, and bob's stream got nothing more.
       assert.deepEqual((await http(`${one.url}/pending_results`, { headers: as('alice-key') })).body.results, []);
       assert.equal(resultsOf(bob).length, 1);
+    });
+
+    test('when the stream is asked for with HEAD, then it answers at once and takes no result (a read)', async () => {
+      // carol has no stream open: whatever /pending_results lacks afterwards, HEAD took.
+      const id = await queueAdd(one, 'carol-key', 9);
+      assert.equal((await http(`${one.url}/v1/results/${id}?wait=10`, { headers: as('carol-key') })).body.status, 'done');
+      const head = await fetch(`${two.url}/v1/events`, { method: 'HEAD', headers: as('carol-key'), signal: AbortSignal.timeout(5000) });
+      assert.equal(head.status, 200);
+      assert.match(head.headers.get('content-type') ?? '', /^text\/event-stream/);
+      const pending = (await http(`${one.url}/pending_results`, { headers: as('carol-key') })).body.results;
+      assert.deepEqual(pending.map((t: { id: string }) => t.id), [id]);
     });
 
     test('when Last-Event-ID is not an id the gateway sent, then the stream is refused with a JSON 400', async () => {

@@ -53,6 +53,8 @@ export function eventRoutes(app: FastifyInstance, queue: DurableQueue, options: 
     let cursor: string = typeof given === 'string' && given.trim() !== '' ? given.trim() : await read(() => queue.logCursor(client));
     // A first read before the stream starts, so that a bad cursor or a queue down is a JSON error.
     await read(() => queue.readLog(client, cursor, 1));
+    // HEAD is a read: it must not take anything into the log.
+    if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').header('cache-control', 'no-cache').send();
 
     const stop = new AbortController();
     open.add(stop);
