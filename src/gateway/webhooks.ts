@@ -76,6 +76,11 @@ export function startWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       await queue.ackWebhook(delivery);
       return;
     }
+    // Replayed from the dead letters since: its next completion brings a delivery of its own.
+    if (ticket.status === 'queued') {
+      await queue.ackWebhook(delivery);
+      return;
+    }
     const body = JSON.stringify(view(ticket));
     let status = 0;
     try {

@@ -74,7 +74,8 @@ export function redisDelivery(redis: Redis, run: Run, options: { resultTtlS: num
       const out: LoggedTicket[] = [];
       entries.forEach(([entryId], i) => {
         const ticket = found[i];
-        if (ticket?.client === client) out.push({ cursor: entryId, ticket });
+        // A ticket replayed from the dead letters since is queued again: its completion is logged anew.
+        if (ticket?.client === client && ticket.status !== 'queued') out.push({ cursor: entryId, ticket });
       });
       return out;
     },
