@@ -9,6 +9,8 @@ export interface SseStream {
   readonly status: number;
   /** Every event so far (comments left out). */
   readonly events: SseEvent[];
+  /** Comment lines so far (`: heartbeat`, …), without the colon. */
+  readonly comments: string[];
   close(): void;
 }
 
@@ -16,6 +18,7 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   const abort = new AbortController();
   const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: AbortSignal.any([abort.signal, AbortSignal.timeout(60_000)]) });
   const events: SseEvent[] = [];
+  const comments: string[] = [];
   if (response.ok && response.body) {
     (async () => {
       const decoder = new TextDecoder();
@@ -28,6 +31,7 @@ export async function openSse(url: string, headers: Record<string, string> = {})
             buffer = buffer.slice(end + 2);
             const fields: Record<string, string> = {};
             for (const line of block.split('\n')) {
+              if (line.startsWith(':')) comments.push(line.slice(1).trim());
               if (line.startsWith(':') || !line.includes(':')) continue;
               const at = line.indexOf(':');
               fields[line.slice(0, at)] = line.slice(at + 1).replace(/^ /, '');
@@ -42,5 +46,5 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   } else {
     await response.body?.cancel();
   }
-  return { status: response.status, events, close: () => abort.abort() };
+  return { status: response.status, events, comments, close: () => abort.abort() };
 }

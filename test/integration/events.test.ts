@@ -101,6 +101,13 @@ for (const name of BACKENDS) {
       assert.deepEqual(pending.map((t: { id: string }) => t.id), [id]);
     });
 
+    test('when a stream is idle, then it sends heartbeat comments and no events', async () => {
+      const idle = await open(one, 'carol-key');
+      await waitFor(() => (idle.comments.filter((c) => c === 'heartbeat').length >= 2 ? true : undefined), 'two heartbeats');
+      assert.deepEqual(idle.events, []);
+      idle.close();
+    });
+
     test('when Last-Event-ID is not an id the gateway sent, then the stream is refused with a JSON 400', async () => {
       const reply = await http(`${one.url}/v1/events`, { headers: { ...as('alice-key'), 'last-event-id': 'nonsense' } });
       assert.equal(reply.status, 400);
