@@ -14,6 +14,7 @@ type Run = <T>(command: () => Promise<T>) => Promise<T>;
 
 interface Scripts {
   calcLog(pending: string, log: string, limit: string, ttlS: string, cap: string): Promise<number>;
+  calcHistory(history: string, member: string, stale: string, ttlS: string): Promise<number>;
   calcWebhookClaim(stream: string, dead: string, ...argv: string[]): Promise<string[]>;
 }
 
@@ -31,7 +32,7 @@ export type RedisDelivery = Pick<DurableQueue, 'logCompleted' | 'logCursor' | 'r
 };
 
 export function redisDelivery(redis: Redis, run: Run, options: { resultTtlS: number; now: () => number }): RedisDelivery {
-  for (const [name, file, numberOfKeys] of [['calcLog', 'log', 2], ['calcWebhookClaim', 'webhook-claim', 2]] as const) {
+  for (const [name, file, numberOfKeys] of [['calcLog', 'log', 2], ['calcHistory', 'history', 1], ['calcWebhookClaim', 'webhook-claim', 2]] as const) {
     redis.defineCommand(name, { numberOfKeys, lua: readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8') });
   }
   const scripts = redis as unknown as Scripts;
@@ -52,9 +53,8 @@ export function redisDelivery(redis: Redis, run: Run, options: { resultTtlS: num
   return {
     async remember(ticket) {
       // Members are "<createdAt>:<id>" under one score: lexical order is (time, id) order.
-      const key = keys.history(ticket.client);
       const stale = padTime(options.now() - options.resultTtlS * 1000);
-      await run(() => redis.multi().zadd(key, 0, `${padTime(ticket.createdAt)}:${ticket.id}`).zremrangebylex(key, '-', `(${stale}`).expire(key, options.resultTtlS).exec());
+      await run(() => scripts.calcHistory(keys.history(ticket.client), `${padTime(ticket.createdAt)}:${ticket.id}`, stale, ttl));
     },
 
     async logCompleted(client, limit) {

@@ -190,11 +190,12 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
         ...(task.callback !== undefined && { callback: task.callback }),
         createdAt: now(),
       };
-      // The history index first: a ticket stored is then always listed (a dangling entry is skipped).
-      await remember(ticket);
-      const stored = await run(() =>
-        scripts.calcEnqueue(keys.ticket(task.id), keys.stream(task.operation), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket)),
-      );
+      // The history index is sent first, on the same connection, without waiting for its reply
+      // (no second round trip); the index is a hint: a dangling entry is skipped when listed.
+      const [, stored] = await Promise.all([
+        remember(ticket),
+        run(() => scripts.calcEnqueue(keys.ticket(task.id), keys.stream(task.operation), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket))),
+      ]);
       return ticketFromFlat(stored) ?? ticket;
     },
 
