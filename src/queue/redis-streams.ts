@@ -201,8 +201,11 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
 
     async saveTicket(ticket: Ticket): Promise<void> {
       const key = keys.ticket(ticket.id);
-      await remember(ticket);
-      const replies = await run(() => main.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec());
+      // As in enqueue: the history index goes alongside, not one round trip before.
+      const [, replies] = await Promise.all([
+        remember(ticket),
+        run(() => main.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec()),
+      ]);
       // EXEC reports a failed command inside the transaction as a reply, not as a rejection.
       const failed = replies?.find(([error]) => error) ?? (replies ? undefined : [new Error('transaction aborted')]);
       if (failed) throw toUnavailable(failed[0]);
