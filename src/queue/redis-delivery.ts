@@ -27,7 +27,7 @@ const WEBHOOK_DEAD_LETTERS_KEPT = 100_000;
 const LOG_CURSOR = /^\d{1,20}-\d{1,20}$/;
 
 export type RedisDelivery = Pick<DurableQueue, 'logCompleted' | 'logCursor' | 'readLog' | 'listTickets' | 'claimWebhooks' | 'ackWebhook' | 'webhookStats'> & {
-  /** Adds a ticket to its client's history; called before the ticket is written, so none is missing. */
+  /** Adds a ticket to its client's history (an index: an id whose ticket is gone or foreign is skipped when listed). */
   remember(ticket: Pick<Ticket, 'id' | 'client' | 'createdAt'>): Promise<void>;
 };
 
