@@ -6,9 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import type { ServiceOp } from '../shared/operations.js';
+import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
 import { claimedTask, entryFields, keys, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
 import { DEAD_LETTER_CODE, closedError, deadLetterCap, toUnavailable } from './errors.js';
+import { redisDeadLetters } from './redis-dead-letters.js';
+import { redisDelivery } from './redis-delivery.js';
 import { Connection, blockingOptions, connectionOptions, isNoGroup, type ConnectionSettings } from './redis-connection.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
@@ -24,8 +26,8 @@ export interface RedisQueueOptions extends QueueOptions {
 type Reply = string | number | null | Reply[];
 interface Scripts {
   calcEnqueue(ticketKey: string, stream: string, ...argv: string[]): Promise<string[]>;
-  calcComplete(stream: string, ...argv: string[]): Promise<number>;
-  calcClaim(stream: string, dead: string, delayed: string, lastClaim: string, ...argv: string[]): Promise<Reply[]>;
+  calcComplete(stream: string, webhooks: string, ...argv: string[]): Promise<number>;
+  calcClaim(stream: string, dead: string, delayed: string, lastClaim: string, webhooks: string, ...argv: string[]): Promise<Reply[]>;
   calcExtend(stream: string, ...argv: string[]): Promise<number>;
   calcTakeover(key: string, expected: string, next: string): Promise<number>;
   calcRetry(stream: string, delayed: string, ...argv: string[]): Promise<number>;
@@ -36,8 +38,8 @@ interface Scripts {
 
 const SCRIPTS = [
   ['calcEnqueue', 'enqueue', 2],
-  ['calcComplete', 'complete', 1],
-  ['calcClaim', 'claim', 4],
+  ['calcComplete', 'complete', 2],
+  ['calcClaim', 'claim', 5],
   ['calcExtend', 'extend', 1],
   ['calcTakeover', 'takeover', 1],
   ['calcRetry', 'retry', 2],
@@ -117,7 +119,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
   /** claim.lua: due retries back in, expired leases reclaimed or dead-lettered, new entries read. */
   async function claimNow(op: ServiceOp, consumer: string, max: number, leaseMs: number) {
     const reply = await scripts.calcClaim(
-      keys.stream(op), keys.dead(op), keys.delayed(op), keys.lastClaim(op),
+      keys.stream(op), keys.dead(op), keys.delayed(op), keys.lastClaim(op), keys.webhooks,
       keys.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
       keys.ticketPrefix, keys.pendingPrefix, String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
       deadLetters,
@@ -178,8 +180,13 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
     }
   }
 
+  const delivery = redisDelivery(main.redis, run, { resultTtlS: options.resultTtlS, now });
+  const { remember, ...channels } = delivery;
+
   return {
     backend: 'redis',
+    ...channels,
+    ...redisDeadLetters(main.redis, run, SERVICE_OPS),
 
     async enqueue(task: NewTask): Promise<Ticket> {
       const ticket: Ticket = {
@@ -190,17 +197,25 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
         ...(task.num1 !== undefined && { num1: task.num1 }),
         ...(task.num2 !== undefined && { num2: task.num2 }),
         ...(task.expression !== undefined && { expression: task.expression }),
+        ...(task.callback !== undefined && { callback: task.callback }),
         createdAt: now(),
       };
-      const stored = await run(() =>
-        scripts.calcEnqueue(keys.ticket(task.id), keys.stream(task.operation), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket)),
-      );
+      // The history index is sent first, on the same connection, without waiting for its reply
+      // (no second round trip); the index is a hint: a dangling entry is skipped when listed.
+      const [, stored] = await Promise.all([
+        remember(ticket),
+        run(() => scripts.calcEnqueue(keys.ticket(task.id), keys.stream(task.operation), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket))),
+      ]);
       return ticketFromFlat(stored) ?? ticket;
     },
 
     async saveTicket(ticket: Ticket): Promise<void> {
       const key = keys.ticket(ticket.id);
-      const replies = await run(() => main.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec());
+      // As in enqueue: the history index goes alongside, not one round trip before.
+      const [, replies] = await Promise.all([
+        remember(ticket),
+        run(() => main.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec()),
+      ]);
       // EXEC reports a failed command inside the transaction as a reply, not as a rejection.
       const failed = replies?.find(([error]) => error) ?? (replies ? undefined : [new Error('transaction aborted')]);
       if (failed) throw toUnavailable(failed[0]);
@@ -252,7 +267,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
         if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result), '', '');
         else argv.push(entryId, task.id, 'failed', '', outcome.error.code, outcome.error.message);
       }
-      await run(() => scripts.calcComplete(keys.stream(op), ...argv));
+      await run(() => scripts.calcComplete(keys.stream(op), keys.webhooks, ...argv));
     },
 
     async extend(op: ServiceOp, consumer: string, tasks: readonly ClaimedTask[], _leaseMs: number): Promise<number> {
