@@ -3,10 +3,10 @@
  * replicas, breakers or queues: they make one call with a deadline and a request id and
  * turn its failure into a CalcError.
  */
-import { credentials, Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, Metadata, type ChannelCredentials, type Client, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
-import { loadProto, type EvaluateResponse, type OperationResponse } from '../shared/proto.js';
 import { REQUEST_ID_KEY } from '../domain/wire.js';
+import { decodeResult, DEFAULT_MAX_MESSAGE_BYTES, frameEvaluateRequest, frameOperationRequest } from './codec.js';
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';
 
 export interface CallOptions {
@@ -31,12 +31,40 @@ export interface TargetClient {
   close(): void;
 }
 
-export function createTargetClient(target: string, creds: ChannelCredentials = credentials.createInsecure()): TargetClient {
-  const { Calculator, Evaluator } = loadProto();
+/**
+ * The original unary rpcs, encoded by the same codec as the lean client: a response that is not
+ * a result (bytes without field 1) fails as a parsing error here too, not as a result of 0.
+ */
+type Operands = readonly [number, number];
+const method = (path: string, serialize: (value: any) => Buffer) => ({
+  path,
+  requestStream: false,
+  responseStream: false,
+  requestSerialize: serialize,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (v: number) => Buffer.from([v]),
+  responseDeserialize: decodeResult,
+});
+const operation = (rpc: string) => method(`/calculator.Calculator/${rpc}`, ([a, b]: Operands) => frameOperationRequest(a, b).subarray(5));
+const CalculatorClient = makeGenericClientConstructor(
+  { Add: operation('Add'), Subtract: operation('Subtract'), Multiply: operation('Multiply'), Divide: operation('Divide') } as unknown as ServiceDefinition,
+  'Calculator',
+);
+const EvaluatorClient = makeGenericClientConstructor(
+  { Evaluate: method('/calculator.Evaluator/Evaluate', (expression: string) => frameEvaluateRequest(expression).subarray(5)) } as unknown as ServiceDefinition,
+  'Evaluator',
+);
+
+export function createTargetClient(
+  target: string,
+  creds: ChannelCredentials = credentials.createInsecure(),
+  { maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES }: { maxMessageBytes?: number } = {},
+): TargetClient {
+  const channelOptions = { ...CHANNEL_OPTIONS, 'grpc.max_receive_message_length': maxMessageBytes };
   let calculator: Client | undefined;
   let evaluator: Client | undefined;
 
-  const unaryCall = <Res extends { result: number }>(client: Client, method: string, request: object, options: CallOptions) =>
+  const unaryCall = (client: Client, method: string, request: unknown, options: CallOptions) =>
     new Promise<number>((resolve, reject) => {
       if (options.deadline <= Date.now()) {
         reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, 4, 'deadline'));
@@ -45,21 +73,21 @@ export function createTargetClient(target: string, creds: ChannelCredentials = c
       const metadata = new Metadata();
       if (options.requestId) metadata.set(REQUEST_ID_KEY, options.requestId);
       const fn = (client as unknown as Record<string, Function>)[method]!;
-      fn.call(client, request, metadata, { deadline: options.deadline }, (error: ServiceError | null, response: Res) => {
+      fn.call(client, request, metadata, { deadline: options.deadline }, (error: ServiceError | null, result: number) => {
         if (error) reject(fromGrpcError(error, target));
-        else resolve(response.result);
+        else resolve(result);
       });
     });
 
   return {
     target,
     arithmetic(op, num1, num2, options) {
-      calculator ??= new Calculator(target, creds, CHANNEL_OPTIONS);
-      return unaryCall<OperationResponse>(calculator, RPC_NAMES[op], { num1, num2 }, options);
+      calculator ??= new CalculatorClient(target, creds, channelOptions);
+      return unaryCall(calculator, RPC_NAMES[op], [num1, num2], options);
     },
     evaluate(expression, options) {
-      evaluator ??= new Evaluator(target, creds, CHANNEL_OPTIONS);
-      return unaryCall<EvaluateResponse>(evaluator, RPC_NAMES.evaluate, { expression }, options);
+      evaluator ??= new EvaluatorClient(target, creds, channelOptions);
+      return unaryCall(evaluator, RPC_NAMES.evaluate, expression, options);
     },
     close() {
       calculator?.close();

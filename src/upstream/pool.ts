@@ -34,6 +34,8 @@ export interface ResilienceOptions {
   /** TLS or plaintext (the default), for grpc-js (health) and the node:http2 client (calls). */
   readonly credentials?: ChannelCredentials;
   readonly h2Tls?: H2Tls | undefined;
+  /** The largest response message accepted from a replica (CALC_GRPC_MAX_MESSAGE_BYTES, default 4 MiB). */
+  readonly maxMessageBytes?: number;
   /** Which client makes the calls: the lean node:http2 one (default) or grpc-js. */
   readonly transport?: 'h2' | 'grpc-js';
   readonly onBreakerChange?: (op: ServiceOp, target: string, state: BreakerState, previous: BreakerState) => void;
@@ -74,6 +76,17 @@ export function createUpstreams(targets: Readonly<Record<ServiceOp, readonly str
 
 type ReplicaPool = ReturnType<typeof createReplicaPool>;
 
+/** The one place a transport is chosen. */
+function createClient(target: string, options: ResilienceOptions): TargetClient {
+  const limits = { maxMessageBytes: options.maxMessageBytes };
+  switch (options.transport ?? 'h2') {
+    case 'grpc-js':
+      return createTargetClient(target, options.credentials, limits);
+    case 'h2':
+      return createH2TargetClient(target, options.h2Tls, limits);
+  }
+}
+
 function withoutStack<T>(make: () => T): T {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
@@ -99,7 +112,7 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
     const probe = createHealthProbe(target, options.credentials);
     const replica: Replica = {
       target,
-      client: options.transport === 'grpc-js' ? createTargetClient(target, options.credentials) : createH2TargetClient(target, options.h2Tls),
+      client: createClient(target, options),
       probe,
       health: 'UNKNOWN',
       inFlight: 0,
