@@ -3,7 +3,7 @@
  * replicas, breakers or queues: they make one call with a deadline and a request id and
  * turn its failure into a CalcError.
  */
-import { credentials, makeGenericClientConstructor, Metadata, type ChannelCredentials, type Client, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status as GrpcStatus, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
 import { REQUEST_ID_KEY } from '../domain/wire.js';
 import { decodeResult, DEFAULT_MAX_MESSAGE_BYTES, frameEvaluateRequest, frameOperationRequest } from './codec.js';
@@ -32,66 +32,62 @@ export interface TargetClient {
 }
 
 /**
- * The original unary rpcs, encoded by the same codec as the lean client: a response that is not
- * a result (bytes without field 1) fails as a parsing error here too, not as a result of 0.
+ * The original unary rpcs with the lean client's codec: a response that is not a result (bytes
+ * without field 1) fails as a parsing error here too, not as a result of 0. The call is made as
+ * a server-streaming one, which is the same on the wire: grpc-js's unary call reads one message
+ * and then waits for the status, so a peer that keeps sending would hold it until its deadline;
+ * reading on lets a second message end the call at once, as the lean client does.
  */
-type Operands = readonly [number, number];
-const method = (path: string, serialize: (value: any) => Buffer) => ({
-  path,
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: serialize,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (v: number) => Buffer.from([v]),
-  responseDeserialize: decodeResult,
-});
-const operation = (rpc: string) => method(`/calculator.Calculator/${rpc}`, ([a, b]: Operands) => frameOperationRequest(a, b).subarray(5));
-const CalculatorClient = makeGenericClientConstructor(
-  { Add: operation('Add'), Subtract: operation('Subtract'), Multiply: operation('Multiply'), Divide: operation('Divide') } as unknown as ServiceDefinition,
-  'Calculator',
-);
-const EvaluatorClient = makeGenericClientConstructor(
-  { Evaluate: method('/calculator.Evaluator/Evaluate', (expression: string) => frameEvaluateRequest(expression).subarray(5)) } as unknown as ServiceDefinition,
-  'Evaluator',
-);
+const encodeOperands = ([a, b]: readonly [number, number]) => frameOperationRequest(a, b).subarray(5);
+const encodeExpression = (expression: string) => frameEvaluateRequest(expression).subarray(5);
 
 export function createTargetClient(
   target: string,
   creds: ChannelCredentials = credentials.createInsecure(),
   { maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES }: { maxMessageBytes?: number } = {},
 ): TargetClient {
-  const channelOptions = { ...CHANNEL_OPTIONS, 'grpc.max_receive_message_length': maxMessageBytes };
-  let calculator: Client | undefined;
-  let evaluator: Client | undefined;
+  let channel: Client | undefined;
 
-  const unaryCall = (client: Client, method: string, request: unknown, options: CallOptions) =>
+  const unaryCall = <Req>(path: string, serialize: (request: Req) => Buffer, request: Req, options: CallOptions) =>
     new Promise<number>((resolve, reject) => {
       if (options.deadline <= Date.now()) {
-        reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, 4, 'deadline'));
+        reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, GrpcStatus.DEADLINE_EXCEEDED, 'deadline'));
         return;
       }
       const metadata = new Metadata();
       if (options.requestId) metadata.set(REQUEST_ID_KEY, options.requestId);
-      const fn = (client as unknown as Record<string, Function>)[method]!;
-      fn.call(client, request, metadata, { deadline: options.deadline }, (error: ServiceError | null, result: number) => {
-        if (error) reject(fromGrpcError(error, target));
-        else resolve(result);
+      channel ??= new Client(target, creds, { ...CHANNEL_OPTIONS, 'grpc.max_receive_message_length': maxMessageBytes });
+      const call = channel.makeServerStreamRequest<Req, number>(path, serialize, decodeResult, request, metadata, { deadline: options.deadline });
+      let results = 0;
+      let result = 0;
+      let settled = false;
+      const fail = (error: Partial<ServiceError>) => {
+        if (settled) return;
+        settled = true;
+        reject(fromGrpcError({ metadata: new Metadata(), ...error } as ServiceError, target));
+      };
+      call.on('data', (value: number) => {
+        if (++results === 1) result = value;
+        else if (results === 2) {
+          fail({ code: GrpcStatus.UNIMPLEMENTED, details: 'Too many responses received' });
+          call.cancel();
+        }
+      });
+      call.on('error', (error: ServiceError) => fail(error));
+      call.on('status', (status: { code: GrpcStatus }) => {
+        if (status.code !== GrpcStatus.OK || settled) return; // errors come through 'error'
+        if (results === 0) return fail({ code: GrpcStatus.UNIMPLEMENTED, details: 'No message received' });
+        settled = true;
+        resolve(result);
       });
     });
 
   return {
     target,
-    arithmetic(op, num1, num2, options) {
-      calculator ??= new CalculatorClient(target, creds, channelOptions);
-      return unaryCall(calculator, RPC_NAMES[op], [num1, num2], options);
-    },
-    evaluate(expression, options) {
-      evaluator ??= new EvaluatorClient(target, creds, channelOptions);
-      return unaryCall(evaluator, RPC_NAMES.evaluate, expression, options);
-    },
+    arithmetic: (op, num1, num2, options) => unaryCall(`/calculator.Calculator/${RPC_NAMES[op]}`, encodeOperands, [num1, num2] as const, options),
+    evaluate: (expression, options) => unaryCall(`/calculator.Evaluator/${RPC_NAMES.evaluate}`, encodeExpression, expression, options),
     close() {
-      calculator?.close();
-      evaluator?.close();
+      channel?.close();
     },
   };
 }

@@ -68,6 +68,9 @@ export interface H2ClientOptions {
 
 const isGrpcContentType = (value: unknown) => typeof value === 'string' && /^application\/grpc(\+proto)?(;|$)/i.test(value);
 
+/** Sessions that ended in an error: their streams failed because the connection did. */
+const broken = new WeakSet<ClientHttp2Session>();
+
 /** Streams left in a session before it is replaced: HTTP/2 stream ids are odd 31-bit numbers and never reused. */
 const STREAM_ID_RESERVE = 1024;
 
@@ -97,6 +100,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions:
       if (session === created) session = undefined;
     };
     created.on('error', () => {
+      broken.add(created);
       failedAt = Date.now();
       forget();
     });
@@ -213,6 +217,8 @@ export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions:
       opened.on('error', () => (dropped = true)); // 'close' follows with the stream's code
       opened.on('close', () => {
         if (settled) return;
+        // A session that failed (reset, not HTTP/2, protocol error) lost the replica, not the call.
+        if (broken.has(used) || used.destroyed) return fail(GrpcStatus.UNAVAILABLE, 'Connection dropped');
         const status = fromRstCode(opened.rstCode ?? 0, httpStatus, dropped || used.destroyed);
         fail(status.code, status.details);
       });
