@@ -13,6 +13,11 @@ export interface CallOptions {
   /** Absolute deadline, ms since the epoch. */
   readonly deadline: number;
   readonly requestId: string;
+  /**
+   * The deadline belongs to a larger job (an expression's calls share it): a call cut short by
+   * it says nothing about the replica and never counts against its circuit.
+   */
+  readonly sharedDeadline?: boolean;
 }
 
 /** Reconnect quickly to a service that comes back; keepalive finds peers that vanished. */

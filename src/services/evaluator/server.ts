@@ -6,12 +6,15 @@ import type { Upstreams } from '../../upstream/index.js';
 import { createServiceHost, unary, type CallObserver, type ServiceHost } from '../grpc-host.js';
 import { createEvaluator } from '../../domain/evaluate.js';
 import { parseExpression } from '../../domain/parser.js';
+import { createLimit } from './limit.js';
 
 export interface EvaluatorDeps {
   readonly upstreams: Upstreams;
   readonly logger: Logger;
   /** Deadline for a call that arrives without one. */
   readonly deadlineMs: number;
+  /** Calls of one expression in flight at once (CALC_EVAL_MAX_INFLIGHT, default 64). */
+  readonly maxInflight?: number;
   readonly observe?: CallObserver;
   readonly credentials?: ServerCredentials;
 }
@@ -33,10 +36,12 @@ export function evaluateExpression(
   // reaches the caller as this evaluator's UNAVAILABLE answer, not as the caller's own
   // DEADLINE_EXCEEDED (which would count against this evaluator's circuit).
   const deadline = Math.min(context.deadline - Math.min(100, callerLeft * 0.1), now + budgetMs);
+  const limit = createLimit(deps.maxInflight ?? 64);
+  // The calls share the expression's deadline: running out of it is the expression's, not a replica's failure.
+  const options = { deadline, requestId: context.requestId, sharedDeadline: true };
   const evaluator = createEvaluator({
     arithmetic: {
-      compute: (op: ArithmeticOp, a: number, b: number) =>
-        deps.upstreams.arithmetic(op, a, b, { deadline, requestId: context.requestId }),
+      compute: (op: ArithmeticOp, a: number, b: number) => limit(() => deps.upstreams.arithmetic(op, a, b, options)),
     },
   });
   return evaluator.evaluate(tree);
