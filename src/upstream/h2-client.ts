@@ -167,7 +167,8 @@ export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions:
       const opened = stream;
       timer = setTimeout(() => {
         fail(GrpcStatus.DEADLINE_EXCEEDED, 'Deadline exceeded');
-        probe(used, SUSPECT_TIMEOUT_MS);
+        // A deadline of a larger job (an expression's) running out says nothing of the connection.
+        if (!options.sharedDeadline) probe(used, SUSPECT_TIMEOUT_MS);
       }, remaining);
 
       const reader = new ResponseReader(maxMessageBytes);
