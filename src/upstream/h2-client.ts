@@ -130,6 +130,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions:
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       let stream: http2.ClientHttp2Stream | undefined;
+      const reader = new ResponseReader(maxMessageBytes);
       const finish = (error: Error | undefined, value?: number) => {
         if (settled) return;
         settled = true;
@@ -141,6 +142,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions:
       const fail = (code: GrpcStatus, details: string, metadata?: Metadata) => {
         if (settled) return;
         finish(fromGrpcError({ code, details, metadata: metadata ?? new Metadata(), message: details, name: 'ServiceError' } as ServiceError, target));
+        reader.release();
         // Whatever the peer still sends is not read: the stream ends here (HTTP/2 flow control stops it).
         if (stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
       };
@@ -171,7 +173,6 @@ export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions:
         if (!options.sharedDeadline) probe(used, SUSPECT_TIMEOUT_MS);
       }, remaining);
 
-      const reader = new ResponseReader(maxMessageBytes);
       let httpStatus: number | undefined;
       opened.on('data', (chunk: Buffer) => {
         if (settled) return;
@@ -202,7 +203,9 @@ export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions:
           return;
         }
         try {
-          finish(undefined, decodeResult(message));
+          const value = decodeResult(message);
+          reader.release();
+          finish(undefined, value);
         } catch (error) {
           fail(GrpcStatus.INTERNAL, `Response message parsing error: ${(error as Error).message}`);
         }

@@ -49,6 +49,13 @@ export class ResponseReader {
     return undefined;
   }
 
+  /** Lets go of what was read (a call that failed keeps no 4 MiB buffer alive in its closures). */
+  release(): void {
+    this.#body = undefined;
+    this.#complete = false;
+    this.#prefixFilled = 5; // anything more is refused as truncated, never read
+  }
+
   /** The message once the stream has ended with an OK status, or why there is none. */
   message(): Buffer | ReadFailure {
     if (this.#complete) return this.#body!;
