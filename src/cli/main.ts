@@ -157,6 +157,14 @@ export function buildProgram(): Command {
       process.exitCode = code;
     });
 
+  withServerFlags(program.command('relay').argument('<op>', SERVICE_OPS.join(' | ')).description("a queue consumer for a service that does not consume the queue itself (the original Python ones): forwards each queued task to CALC_<OP>_TARGETS"))
+    .action(async (op: string, flags) => {
+      if (!isServiceOp(op)) throw new CalcError('INVALID_ARGUMENT', `unknown service ${JSON.stringify(op)}; expected one of ${SERVICE_OPS.join(', ')}`);
+      const config = loadConfig(envFrom(flags));
+      const { mainRelay } = await import('../services/relay/main.js');
+      await mainRelay(op, config, createLogger(`relay-${op}`, config.logLevel));
+    });
+
   clientCommand(program, 'call', 'compute one operation: calcmesh call add 6 7')
     .argument('<op>').argument('<a>').argument('<b>')
     .option('--wait <seconds>', 'when queued, wait up to this long for the result')

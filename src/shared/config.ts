@@ -57,6 +57,12 @@ export interface Config {
   readonly logLevel: string;
   /** The client of forwarded calls: the lean node:http2 one, grpc-js, or one multiplexed Stream rpc per replica. */
   readonly grpcClient: 'h2' | 'grpc-js' | 'stream';
+  /** The largest gRPC message accepted from a peer (CALC_GRPC_MAX_MESSAGE_BYTES). */
+  readonly grpcMaxMessageBytes: number;
+  /** Calls one expression may have in flight at once (CALC_EVAL_MAX_INFLIGHT). */
+  readonly evalMaxInflight: number;
+  /** Operations whose services do not consume the queue: `calcmesh up` runs a relay for each (CALC_RELAY). */
+  readonly relay: readonly ServiceOp[];
   /** PEM files for gRPC TLS; all undefined means plaintext. */
   readonly tls: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string };
   readonly webhooks: {
@@ -125,6 +131,9 @@ export function loadConfig(env: Env): Config {
     rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
     logLevel: env.LOG_LEVEL || 'info',
     grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const, 'stream'),
+    grpcMaxMessageBytes: int(env, 'CALC_GRPC_MAX_MESSAGE_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    evalMaxInflight: int(env, 'CALC_EVAL_MAX_INFLIGHT', 64, 1, 100_000),
+    relay: parseOps(env.CALC_RELAY, 'CALC_RELAY'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
     adminKeys: parseAdminKeys(env.CALC_ADMIN_KEYS),
     webhooks: {
@@ -161,6 +170,14 @@ export function parseTargets(raw: string, name: string): string[] {
     if (!match || Number(match[2]) > 65535) throw invalidArgument(`${name}: ${JSON.stringify(target)} is not host:port`);
   }
   return list;
+}
+
+function parseOps(raw: string | undefined, name: string): ServiceOp[] {
+  const ops = (raw ?? '').split(',').map((op) => op.trim()).filter(Boolean);
+  for (const op of ops) {
+    if (!(SERVICE_OPS as readonly string[]).includes(op)) throw invalidArgument(`${name}: ${JSON.stringify(op)} is not one of ${SERVICE_OPS.join(', ')}`);
+  }
+  return [...new Set(ops)] as ServiceOp[];
 }
 
 function parseApiKeys(raw: string | undefined, name: string): Map<string, string> {

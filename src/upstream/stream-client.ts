@@ -335,7 +335,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
   };
 
   const sendUnary = (pending: Pending): Promise<number> => {
-    unaryClient ??= createH2TargetClient(target, tls);
+    unaryClient ??= createH2TargetClient(target, tls, { maxMessageBytes });
     const callOptions = { deadline: pending.deadline, requestId: pending.requestId };
     return pending.method === RPC_NAMES.evaluate
       ? unaryClient.evaluate(pending.expression, callOptions)
