@@ -86,3 +86,15 @@ export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undef
     await new Promise((r) => setTimeout(r, pause));
   }
 }
+
+/** The sum of a Prometheus counter's samples whose labels include every pair in `labels`. */
+export async function counterSum(baseUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = (await http(`${baseUrl}/metrics`)).text;
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServices, type TestServices } from '../helpers/services.js';
-import { http, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { counterSum, http, startGateway, type TestGateway } from '../helpers/gateway.js';
 
 let services: TestServices;
 let gateway: TestGateway;
@@ -34,9 +34,11 @@ test('when a key is held by a request that died before recording anything, then 
 
 test('when a domain error is answered under a key, then the retry replays the same error without computing', async () => {
   const first = await http(`${gateway.url}/divide/1/0`, { headers: { 'idempotency-key': 'div0' } });
+  const calls = await counterSum(gateway.url, 'calcmesh_grpc_client_calls_total', { operation: 'divide' });
   const again = await http(`${gateway.url}/divide/1/0`, { headers: { 'idempotency-key': 'div0' } });
   assert.deepEqual([first.status, again.status], [422, 422]);
   assert.equal(again.body.error.code, 'DOMAIN_ERROR');
+  assert.equal(await counterSum(gateway.url, 'calcmesh_grpc_client_calls_total', { operation: 'divide' }), calls, 'the retry called the divide service again');
 });
 
 test('when the key is malformed, then 400 INVALID_ARGUMENT', async () => {
