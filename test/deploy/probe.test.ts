@@ -1,5 +1,5 @@
 /** `calcmesh probe`, the containers' healthcheck, run as a process against real components and against nothing. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -7,21 +7,18 @@ import { roleOfCommandLine } from '../../src/cli/probe.js';
 import { buildArithmeticServer } from '../../src/services/arithmetic/server.js';
 import type { ServiceHost } from '../../src/services/grpc-host.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/ports.js';
-import { startServices, type TestServices } from '../helpers/services.js';
+import type { TestServices } from '../helpers/services.js';
 
 const CLI = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
 let services: TestServices;
 let gateway: TestGateway;
 
-before(async () => {
-  services = await startServices();
-  gateway = await startGateway({ targets: services.targets });
-});
-after(async () => {
-  await gateway?.close();
-  await services?.close();
+withGateway({}, (g, s) => {
+  gateway = g;
+  services = s;
 });
 
 /** Runs the CLI without blocking this process, which serves the components it probes. */

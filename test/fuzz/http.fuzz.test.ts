@@ -3,30 +3,21 @@
  * arrives, the answer is a 2xx or a 4xx JSON error of the contract — never a 5xx, never a crash —
  * and the gateway still answers afterwards. FUZZ_RUNS scales the run (`npm run fuzz`).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ERROR_TABLE } from '../../src/shared/errors.js';
-import { startServices, type TestServices } from '../helpers/services.js';
-import { http, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { http, type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/fixtures.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const share = (fraction: number) => Math.max(100, Math.round(RUNS * fraction));
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126);
 
-let services: TestServices;
 let gateway: TestGateway;
 let inputs = 0;
 
-before(async () => {
-  services = await startServices();
-  await services.stop('multiply'); // some valid requests take the queue path too
-  gateway = await startGateway({ targets: services.targets, apiKeys: {}, rateLimit: undefined });
-});
-after(async () => {
-  await gateway.close();
-  await services.close();
-});
+withGateway({ stopped: ['multiply'], apiKeys: {}, rateLimit: undefined }, (g) => (gateway = g));
 
 type Injected = Awaited<ReturnType<TestGateway['app']['inject']>>;
 

@@ -1,25 +1,12 @@
 /** Authentication as an attacker would try it: guessing keys, odd scheme spellings, reading others' activity. */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServices, type TestServices } from '../helpers/services.js';
-import { http, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { http, type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/fixtures.js';
 
 describe('authentication', () => {
-  let services: TestServices;
   let gateway: TestGateway;
-  before(async () => {
-    services = await startServices();
-    gateway = await startGateway({
-      targets: services.targets,
-      apiKeys: { 'key-alice': 'alice', 'key-bob': 'bob' },
-      adminKeys: { 'key-ops': 'ops' },
-      authFailuresPerMin: 5,
-    });
-  });
-  after(async () => {
-    await gateway?.close();
-    await services?.close();
-  });
+  withGateway({ apiKeys: { 'key-alice': 'alice', 'key-bob': 'bob' }, adminKeys: { 'key-ops': 'ops' }, authFailuresPerMin: 5 }, (g) => (gateway = g));
 
   test('when the Authorization scheme is spelled bearer or BEARER, then the key is accepted (RFC 9110: case-insensitive)', async () => {
     for (const scheme of ['bearer', 'BEARER', 'Bearer']) {

@@ -1,8 +1,8 @@
 /** The real gateway over HTTP, in front of real gRPC services on real sockets and a real queue. */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServices, type TestServices } from '../helpers/services.js';
-import { http, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { http, type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/fixtures.js';
 
 const assertError = (reply: { status: number; body: any; headers: Headers }, status: number, code: string) => {
   assert.equal(reply.status, status, JSON.stringify(reply.body));
@@ -12,16 +12,8 @@ const assertError = (reply: { status: number; body: any; headers: Headers }, sta
 };
 
 describe('gateway, direct path', () => {
-  let services: TestServices;
   let gateway: TestGateway;
-  before(async () => {
-    services = await startServices();
-    gateway = await startGateway({ targets: services.targets });
-  });
-  after(async () => {
-    await gateway.close();
-    await services.close();
-  });
+  withGateway({}, (g) => (gateway = g));
 
   const ok: Array<[string, string, string, number]> = [
     ['add', '6', '7', 13], ['subtract', '6', '7', -1], ['multiply', '6', '7', 42], ['divide', '7', '2', 3.5],
@@ -129,16 +121,8 @@ describe('gateway, direct path', () => {
 });
 
 describe('gateway, API keys', () => {
-  let services: TestServices;
   let gateway: TestGateway;
-  before(async () => {
-    services = await startServices();
-    gateway = await startGateway({ targets: services.targets, apiKeys: { 'key-alice': 'alice', 'key-bob': 'bob' } });
-  });
-  after(async () => {
-    await gateway.close();
-    await services.close();
-  });
+  withGateway({ apiKeys: { 'key-alice': 'alice', 'key-bob': 'bob' } }, (g) => (gateway = g));
 
   test('when no key or a wrong key is sent, then 401 UNAUTHENTICATED; health stays public', async () => {
     assertError(await http(`${gateway.url}/add/1/2`), 401, 'UNAUTHENTICATED');

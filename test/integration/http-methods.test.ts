@@ -10,6 +10,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { loadProto } from '../../src/shared/proto.js';
 import { startServices, type TestServices } from '../helpers/services.js';
 import { http, startGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/fixtures.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 
 for (const backend of ['sqlite', 'redis'] as const) {
@@ -68,16 +69,8 @@ for (const backend of ['sqlite', 'redis'] as const) {
 }
 
 describe('HTTP methods, whatever the backend', () => {
-  let services: TestServices;
   let gateway: TestGateway;
-  before(async () => {
-    services = await startServices();
-    gateway = await startGateway({ targets: services.targets });
-  });
-  after(async () => {
-    await gateway?.close();
-    await services?.close();
-  });
+  withGateway({}, (g) => (gateway = g));
 
   test('when a known path is called with a method it does not serve, then 405 METHOD_NOT_ALLOWED in JSON with Allow', async () => {
     for (const [method, path, allow] of [['DELETE', '/add/1/2', 'GET'], ['POST', '/pending_results', 'GET'], ['GET', '/v1/evaluate', 'POST'], ['PUT', '/healthz', 'GET, HEAD']] as const) {

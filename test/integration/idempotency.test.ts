@@ -1,18 +1,10 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServices, type TestServices } from '../helpers/services.js';
-import { counterSum, http, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { counterSum, http, type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/fixtures.js';
 
-let services: TestServices;
 let gateway: TestGateway;
-before(async () => {
-  services = await startServices();
-  gateway = await startGateway({ targets: services.targets, deadlineMs: 200 });
-});
-after(async () => {
-  await gateway.close();
-  await services.close();
-});
+withGateway({ deadlineMs: 200 }, (g) => (gateway = g));
 
 test('when a key is sent concurrently many times, then every answer carries the same id and result', async () => {
   const replies = await Promise.all(

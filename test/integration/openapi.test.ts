@@ -1,20 +1,12 @@
 /** The OpenAPI document is generated from the routes: every served route is in it, and it validates. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { startServices, type TestServices } from '../helpers/services.js';
-import { http, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { http, type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/fixtures.js';
 
-let services: TestServices;
 let gateway: TestGateway;
-before(async () => {
-  services = await startServices();
-  gateway = await startGateway({ targets: services.targets });
-});
-after(async () => {
-  await gateway.close();
-  await services.close();
-});
+withGateway({}, (g) => (gateway = g));
 
 test('when /openapi.json is fetched, then it is a valid OpenAPI document', async () => {
   const document = (await http(`${gateway.url}/openapi.json`)).body;

@@ -1,28 +1,19 @@
 /** API keys, per-client ownership, rate limits and size limits: every refusal is the contract's JSON. */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { startServices, type TestServices } from '../helpers/services.js';
-import { http, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { http, type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/fixtures.js';
 
 const alice = { authorization: 'Bearer key-alice' };
 const bob = { 'x-api-key': 'key-bob' };
 
 describe('clients and their results', () => {
-  let services: TestServices;
   let gateway: TestGateway;
   const logLines: string[] = [];
-  before(async () => {
-    services = await startServices();
-    await services.stop('multiply');
-    const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
-    gateway = await startGateway({ targets: services.targets, apiKeys: { 'key-alice': 'alice', 'key-bob': 'bob' }, logger: pino({ level: 'debug' }, sink) });
-  });
-  after(async () => {
-    await gateway.close();
-    await services.close();
-  });
+  const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
+  withGateway({ stopped: ['multiply'], apiKeys: { 'key-alice': 'alice', 'key-bob': 'bob' }, logger: pino({ level: 'debug' }, sink) }, (g) => (gateway = g));
 
   test("when bob asks for alice's ticket or pending results, then he gets 404 and nothing of hers", async () => {
     const ticket = await http(`${gateway.url}/multiply/2/3`, { headers: alice });
@@ -47,16 +38,8 @@ describe('clients and their results', () => {
 });
 
 describe('limits', () => {
-  let services: TestServices;
   let gateway: TestGateway;
-  before(async () => {
-    services = await startServices();
-    gateway = await startGateway({ targets: services.targets, apiKeys: { 'key-alice': 'alice', 'key-bob': 'bob' }, rateLimit: 5 });
-  });
-  after(async () => {
-    await gateway.close();
-    await services.close();
-  });
+  withGateway({ apiKeys: { 'key-alice': 'alice', 'key-bob': 'bob' }, rateLimit: 5 }, (g) => (gateway = g));
 
   test('when a client goes over its rate, then 429 RATE_LIMITED with Retry-After, and another client is unaffected', async () => {
     // 40 requests at once against 5 a second: unless they took 8 s, some are over the rate.

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { http, waitFor, type HttpReply } from '../helpers/gateway.js';
+import { http, waitFor } from '../helpers/gateway.js';
 import { createNetnsCluster, requireNetns, sweepOrphans, type NetnsCluster } from './cluster.js';
 
 const DEADLINE_MS = 500;
@@ -198,7 +198,6 @@ test('when several expressions that need multiply are sent at once during its pa
 
 // --- helpers ----------------------------------------------------------------------------------
 
-type Reply = HttpReply;
 const get = http;
 
 const evaluate = (base: string, expression: string) =>
