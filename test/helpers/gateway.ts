@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../../src/shared/logger.js';
 import type { ServiceOp } from '../../src/shared/operations.js';
 import { createGatewayMetrics } from '../../src/gateway/metrics.js';
 import { connectUpstreams } from '../../src/gateway/upstreams.js';
+import type { Upstreams } from '../../src/upstream/index.js';
 
 export interface TestGateway {
   readonly url: string;
@@ -30,12 +31,15 @@ export async function startGateway(options: {
   logger?: Logger;
   /** More of the gateway's configuration (webhooks, operator keys, event streams). */
   config?: Partial<GatewayConfig>;
+  /** Wraps the real upstreams (to make one of them misbehave as no real service can). */
+  wrapUpstreams?: (real: Upstreams) => Upstreams;
 }): Promise<TestGateway> {
   const dir = options.redisUrl || options.queue ? undefined : mkdtempSync(join(tmpdir(), 'calcmesh-gw-'));
   const queue = options.queue ?? openQueue({ redisUrl: options.redisUrl, dataDir: dir ?? '', resultTtlS: 3600, maxDeliveries: 5 });
   const logger = options.logger ?? silentLogger();
   const metrics = createGatewayMetrics({ queue, defaultMetrics: false, logger });
-  const upstreams = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
+  const real = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
+  const upstreams = options.wrapUpstreams ? options.wrapUpstreams(real) : real;
   const app = await buildGateway(
     { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})), rateLimit: options.rateLimit,
       adminKeys: new Map(Object.entries(options.adminKeys ?? {})), authFailuresPerMin: options.authFailuresPerMin, ...options.config },
@@ -50,7 +54,7 @@ export async function startGateway(options: {
     queue,
     async close() {
       await app.close();
-      upstreams.close();
+      real.close();
       if (!options.queue) await queue.close();
       if (dir) rmSync(dir, { recursive: true, force: true });
     },
