@@ -28,6 +28,7 @@ import { installOpenApi } from './openapi.js';
 import { installRateLimit } from './rate-limit.js';
 import { answerConnect } from './methods.js';
 import { capConnections } from './connections.js';
+import { installTracing } from './tracing.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 
 export interface GatewayDeps {
@@ -74,6 +75,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     },
   });
   installErrorHandling(app, deps.logger);
+  installTracing(app);
   answerConnect(app);
   capConnections(app.server, limits.maxConnections, deps.logger);
   installCallerIdentity(app, { apiKeys: config.apiKeys, adminKeys: config.adminKeys, authFailuresPerMin: config.authFailuresPerMin });

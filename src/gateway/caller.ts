@@ -8,6 +8,7 @@ import { CalcError } from '../shared/errors.js';
 import type { Caller } from './dispatch.js';
 import { sendError } from './errors.js';
 import { createAuthFailureLimiter } from './auth-failures.js';
+import { traceOf } from './tracing.js';
 
 export const ANONYMOUS = 'anonymous';
 
@@ -107,5 +108,5 @@ export function callerOf(request: FastifyRequest): Caller {
   if (key !== undefined && (typeof key !== 'string' || !SAFE_IDEMPOTENCY_KEY.test(key))) {
     throw new CalcError('INVALID_ARGUMENT', 'Idempotency-Key must be 1 to 255 printable ASCII characters');
   }
-  return { client: request.client, requestId: request.id, idempotencyKey: key };
+  return { client: request.client, requestId: request.id, idempotencyKey: key, trace: traceOf(request) };
 }

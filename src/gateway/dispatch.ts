@@ -19,6 +19,7 @@ import type { DurableQueue, NewTask, Ticket } from '../queue/types.js';
 import { isUpstreamUnavailable, type Upstreams } from '../upstream/index.js';
 import type { ActivityLog } from './activity.js';
 import type { GatewayMetrics } from './metrics.js';
+import { inSpan, SpanKind, type TraceContext } from '../shared/tracing.js';
 
 export type Job =
   | { readonly operation: ArithmeticOp; readonly num1: number; readonly num2: number }
@@ -30,6 +31,8 @@ export interface Caller {
   readonly idempotencyKey?: string | undefined;
   /** A checked webhook URL: where the ticket is POSTed when its queued work completes. */
   readonly callback?: string | undefined;
+  /** The trace context of the request's span: its calls and its queued task carry it. */
+  readonly trace?: TraceContext | undefined;
 }
 
 export type Answer =
@@ -54,8 +57,8 @@ export function createDispatcher(deps: DispatcherDeps) {
   const { upstreams, queue, logger } = deps;
   const keyWaitMs = deps.keyWaitMs ?? deps.deadlineMs + 1000;
 
-  const callService = (job: Job, requestId: string) => {
-    const options = { deadline: Date.now() + deps.deadlineMs, requestId };
+  const callService = (job: Job, caller: Caller) => {
+    const options = { deadline: Date.now() + deps.deadlineMs, requestId: caller.requestId, traceparent: caller.trace?.traceparent, tracestate: caller.trace?.tracestate };
     return job.operation === 'evaluate'
       ? upstreams.evaluate(job.expression, options)
       : upstreams.arithmetic(job.operation, job.num1, job.num2, options);
@@ -63,9 +66,20 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   async function enqueue(job: Job, caller: Caller, id: string, reason: Error): Promise<Answer> {
     deps.precheck(job);
-    const task: NewTask = { id, client: caller.client, requestId: caller.requestId, ...job, ...(caller.callback && { callback: caller.callback }) };
     try {
-      await queue.enqueue(task);
+      // The messaging conventions' "send" span; the task carries its context to the consumer.
+      await inSpan(`send ${job.operation}`, SpanKind.PRODUCER, caller.trace, { 'messaging.operation.type': 'send', 'messaging.destination.name': job.operation, 'messaging.message.id': id }, (span) => {
+        const task: NewTask = {
+          id,
+          client: caller.client,
+          requestId: caller.requestId,
+          ...job,
+          ...(caller.callback && { callback: caller.callback }),
+          ...(span.context?.traceparent && { traceparent: span.context.traceparent }),
+          ...(span.context?.tracestate && { tracestate: span.context.tracestate }),
+        };
+        return queue.enqueue(task);
+      });
     } catch (error) {
       // A write that timed out may still have been applied (Redis ran it late): ask once before
       // answering that nothing was accepted. Enqueueing is idempotent by id, so either way one task.
@@ -83,7 +97,7 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   async function run(job: Job, caller: Caller, id: string, remember: boolean): Promise<Answer> {
     try {
-      const result = await callService(job, caller.requestId);
+      const result = await callService(job, caller);
       if (remember) await saveQuietly(ticketOf(job, caller.client, id, { status: 'done', result }));
       return { kind: 'done', id, result };
     } catch (error) {

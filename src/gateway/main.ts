@@ -8,6 +8,7 @@ import { connectUpstreams } from './upstreams.js';
 import { buildGateway } from './build.js';
 import { watchStalls } from './stall.js';
 import { SERVICE_OPS } from '../shared/operations.js';
+import { startTracing } from '../shared/tracing.js';
 
 /**
  * `calcmesh gateway`: the only place the gateway binds an address. Its queue is opened first;
@@ -19,6 +20,7 @@ export async function mainGateway(config: Config, logger: Logger): Promise<void>
   // for a mark-compact every ~0.5 s (~6 ms each, incremental). Unlike the semi-space size, V8
   // reads this flag at every collection, so setting it here (not on the command line) works.
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  const stopTracing = await startTracing({ endpoint: config.tracing.endpoint, serviceName: 'calcmesh-gateway' });
   const { queue, where } = await openQueueAtStart({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
   logger.info({ queue: queue.backend, at: where }, `gateway: queue opened at ${where}`);
   const metrics = createGatewayMetrics({ queue, logger });
@@ -39,6 +41,7 @@ export async function mainGateway(config: Config, logger: Logger): Promise<void>
     await app.close();
     upstreams.close();
     await queue.close();
+    await stopTracing();
   });
 }
 

@@ -18,6 +18,8 @@ export async function installOpenApi(app: FastifyInstance, options: { apiKeys: b
         description:
           'A distributed calculator that stays correct when parts of it fail. Each operation is forwarded over gRPC to its ' +
           'own service; when that service is unavailable the request is stored durably and answered 202 with a ticket.\n\n' +
+          'Every request may carry a W3C trace context (`traceparent`, `tracestate` headers): its spans continue that trace ' +
+          'across the gateway, the services and the drain of queued work; a malformed one starts a new trace, never an error.\n\n' +
           'Errors are always `{"error":{"code","message"}}`:\n\n' +
           Object.entries(ERROR_TABLE).map(([code, e]) => `- \`${code}\` (${e.http}): ${e.summary}`).join('\n'),
       },

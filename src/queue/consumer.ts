@@ -10,6 +10,7 @@
 import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ServiceOp } from '../shared/operations.js';
+import { SpanKind, startSpan, tracingActive, type TraceContext } from '../shared/tracing.js';
 import type { ClaimedTask, Completion, DurableQueue, Outcome, TicketError } from './types.js';
 
 export interface ConsumerOptions {
@@ -17,7 +18,8 @@ export interface ConsumerOptions {
   readonly operation: ServiceOp;
   /** This replica's name in the queue; unique per process (host and pid). */
   readonly consumer: string;
-  readonly handler: (task: ClaimedTask) => Outcome | Promise<Outcome>;
+  /** Computes a task; `trace` is the context of its processing span (a child of the enqueue's), for the calls it makes. */
+  readonly handler: (task: ClaimedTask, trace: TraceContext | undefined) => Outcome | Promise<Outcome>;
   readonly logger: Logger;
   readonly leaseMs: number;
   /** Tasks handled at once (config drainConcurrency). */
@@ -67,6 +69,7 @@ export function startConsumer(options: ConsumerOptions): Consumer {
   const stopping = new AbortController(); // stop claiming
   const abandon = new AbortController(); // stop waiting for in-flight tasks (stop timed out)
   const log = logger.child({ op, consumer: name });
+  const processSpan = `process ${op}`;
 
   let inFlight = 0;
   const changed = new Signal(); // a slot was released
@@ -127,10 +130,19 @@ export function startConsumer(options: ConsumerOptions): Consumer {
 
   async function run(task: ClaimedTask): Promise<void> {
     inFlight += 1;
+    // The messaging conventions' "process" span, under the trace the request was enqueued in.
+    const span = startSpan(processSpan, SpanKind.CONSUMER, task, tracingActive(task) ? {
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': op,
+      'messaging.message.id': task.id,
+      'calcmesh.deliveries': task.deliveries,
+    } : undefined);
     let outcome: Outcome;
     try {
-      outcome = await handler(task);
+      outcome = await handler(task, span.context);
+      span.end(outcome.ok ? undefined : outcome.error);
     } catch (error) {
+      span.end(error);
       if (retryable(error)) return giveBack(task, error);
       outcome = { ok: false, error: ticketError(error, task, log) };
     }

@@ -86,8 +86,8 @@ const isStatus = (value: string | undefined): value is TicketStatus =>
 
 /** What a stream entry carries: the whole task, so that a claim needs no second read. */
 export function taskJson(task: NewTask): string {
-  const { id, client, requestId, operation, num1, num2, expression, callback } = task;
-  return JSON.stringify({ id, client, requestId, operation, num1, num2, expression, callback });
+  const { id, client, requestId, operation, num1, num2, expression, callback, traceparent, tracestate } = task;
+  return JSON.stringify({ id, client, requestId, operation, num1, num2, expression, callback, traceparent, tracestate });
 }
 
 /**

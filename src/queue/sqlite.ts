@@ -89,10 +89,10 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
   const { routeCompletion: _route, purge: _purge, ...channels } = delivery;
 
   const enqueueTx = db.transaction((task: NewTask, at: number): boolean => {
-    const { id, client, requestId, operation, num1, num2, expression, callback } = task;
+    const { id, client, requestId, operation, num1, num2, expression, callback, traceparent, tracestate } = task;
     const ticket = { id, client, operation, num1: num1 ?? null, num2: num2 ?? null, expression: expression ?? null, callback: callback ?? null, createdAt: at };
     if (q.insertTicket.run(ticket).changes === 0) return false;
-    q.insertTask.run(id, operation, JSON.stringify({ id, client, requestId, operation, num1, num2, expression, callback }), at);
+    q.insertTask.run(id, operation, JSON.stringify({ id, client, requestId, operation, num1, num2, expression, callback, traceparent, tracestate }), at);
     return true;
   });
 

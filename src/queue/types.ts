@@ -46,6 +46,9 @@ export interface NewTask {
   readonly expression?: string;
   /** A webhook URL, already checked against CALC_WEBHOOK_ALLOW: the completion is POSTed there. */
   readonly callback?: string;
+  /** W3C trace context of the enqueue (its span): the consumer's processing continues that trace. */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 /** A task handed to one consumer under a lease. */

@@ -19,11 +19,15 @@ import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { loadProto } from '../shared/proto.js';
 import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/wire.js';
+import { SpanKind, startRpcSpan, type TraceContext } from '../shared/tracing.js';
 import type { StreamMount } from './stream-host.js';
 
 
-/** What a handler sees of one call: its request id and its absolute deadline (ms since epoch). */
-export interface CallContext {
+/**
+ * What a handler sees of one call: its request id, its absolute deadline (ms since epoch), and
+ * the trace context of its server span, for the calls it makes in turn.
+ */
+export interface CallContext extends TraceContext {
   readonly requestId: string;
   readonly deadline: number;
 }
@@ -108,11 +112,19 @@ export function unary<Req, Res>(name: string, handler: UnaryHandler<Req, Res>, l
     const requestId = firstString(call.metadata, REQUEST_ID_KEY) ?? '';
     const deadlineValue = call.getDeadline();
     const deadline = deadlineValue instanceof Date ? deadlineValue.getTime() : Number(deadlineValue);
-    const context: CallContext = { requestId, deadline: Number.isFinite(deadline) ? deadline : Infinity };
+    const traceparent = firstString(call.metadata, 'traceparent');
+    const span = startRpcSpan(name, SpanKind.SERVER, traceparent ? { traceparent, tracestate: firstString(call.metadata, 'tracestate') } : undefined);
+    const context: CallContext = {
+      requestId,
+      deadline: Number.isFinite(deadline) ? deadline : Infinity,
+      traceparent: span.context?.traceparent,
+      tracestate: span.context?.tracestate,
+    };
     const started = performance.now();
     inFlightCalls++;
     const done = (error: unknown, response?: Res) => {
       inFlightCalls--;
+      span.end(error);
       const elapsed = performance.now() - started;
       const ms = Math.round(elapsed * 1000) / 1000;
       if (error === undefined) {

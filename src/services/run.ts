@@ -9,6 +9,7 @@ import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { bindFailure, onShutdown } from '../shared/lifecycle.js';
 import type { ServiceOp } from '../shared/operations.js';
+import { startTracing, type TraceContext } from '../shared/tracing.js';
 import { startConsumer } from '../queue/index.js';
 import { openQueueAtStart } from '../queue/open.js';
 import type { ClaimedTask, Outcome } from '../queue/types.js';
@@ -22,13 +23,14 @@ export interface RunServiceOptions {
   readonly host: ServiceHost;
   readonly metrics: ServiceMetrics;
   readonly port: number;
-  readonly handle: (task: ClaimedTask) => Outcome | Promise<Outcome>;
+  readonly handle: (task: ClaimedTask, trace: TraceContext | undefined) => Outcome | Promise<Outcome>;
   readonly isRetryable?: (error: unknown) => boolean;
   readonly onStop?: () => void;
 }
 
 export async function runService(options: RunServiceOptions): Promise<void> {
   const { op, config, logger, host } = options;
+  const stopTracing = await startTracing({ endpoint: config.tracing.endpoint, serviceName: `calcmesh-${op}` });
   const { queue, where } = await openQueueAtStart({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
   logger.info({ op, queue: queue.backend, at: where }, `${op} service: queue opened at ${where}`);
   let bound: number;
@@ -50,9 +52,9 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     concurrency: config.drainConcurrency,
     leaseMs: config.leaseMs,
     // Counted here rather than in the loop: the handler's answer is the drain's outcome.
-    handler: async (task) => {
+    handler: async (task, trace) => {
       try {
-        const outcome = await handle(task);
+        const outcome = await handle(task, trace);
         options.metrics.drained(outcome.ok ? 'done' : 'failed');
         return outcome;
       } catch (error) {
@@ -74,6 +76,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
     metricsServer?.close();
     await queue.close();
     options.onStop?.();
+    await stopTracing();
     logger.info({ op }, `${op} service stopped`);
   });
 }

@@ -19,16 +19,22 @@ import { status as GrpcStatus, type Server } from '@grpc/grpc-js';
 import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { decodeCall, FrameReader, FramingError, frameReply, type StreamCall } from '../upstream/stream-codec.js';
+import { SpanKind, startRpcSpan, type TraceContext, type Traced } from '../shared/tracing.js';
 import type { CallObserver } from './grpc-host.js';
 
 export const CALCULATOR_STREAM_PATH = '/calculator.Calculator/Stream';
 export const EVALUATOR_STREAM_PATH = '/calculator.Evaluator/Stream';
 
 /** What a stream handler sees of one call; `cancelled` turns true when the caller withdraws it. */
-export interface StreamCallContext {
+export interface StreamCallContext extends TraceContext {
   readonly requestId: string;
   readonly deadline: number;
   cancelled: boolean;
+}
+
+/** A call being handled, and its server span (ended with the answer, or when withdrawn). */
+interface HeldCall extends StreamCallContext {
+  readonly span: Traced;
 }
 
 /** Computes one call's result, or throws a CalcError (or a StatusError) as its answer. */
@@ -63,7 +69,7 @@ export interface StreamMountOptions {
 
 interface OpenStream {
   readonly stream: ServerHttp2Stream;
-  readonly calls: Map<number, StreamCallContext>;
+  readonly calls: Map<number, HeldCall>;
   clientEnded: boolean;
   writeBlocked: boolean;
   paused: boolean;
@@ -116,8 +122,9 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     }
   };
 
-  const answer = (s: OpenStream, call: StreamCall, context: StreamCallContext, started: number, error: unknown, result?: number) => {
+  const answer = (s: OpenStream, call: StreamCall, context: HeldCall, started: number, error: unknown, result?: number) => {
     if (s.calls.get(call.id) !== context) return; // withdrawn by the caller: nobody waits for the answer
+    context.span.end(error);
     s.calls.delete(call.id);
     inFlight--;
     const elapsed = performance.now() - started;
@@ -147,6 +154,7 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     if (call.cancel) {
       if (known) {
         known.cancelled = true;
+        known.span.end(new CalcError('UPSTREAM_ERROR', 'withdrawn by the caller'));
         s.calls.delete(call.id);
         inFlight--;
         updateFlow(s);
@@ -156,7 +164,15 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     }
     if (known) return send(s, { id: call.id, code: GrpcStatus.INVALID_ARGUMENT, errorCode: 'INVALID_ARGUMENT', message: `call id ${call.id} is already in flight` });
     if (draining) return send(s, { id: call.id, code: GrpcStatus.UNAVAILABLE, message: 'the service is shutting down' });
-    const context: StreamCallContext = { requestId: call.requestId, deadline: call.timeoutMs > 0 ? Date.now() + call.timeoutMs : Infinity, cancelled: false };
+    const span = startRpcSpan(call.method, SpanKind.SERVER, call.traceparent ? { traceparent: call.traceparent } : undefined);
+    const context: HeldCall = {
+      requestId: call.requestId,
+      deadline: call.timeoutMs > 0 ? Date.now() + call.timeoutMs : Infinity,
+      cancelled: false,
+      traceparent: span.context?.traceparent,
+      tracestate: span.context?.tracestate,
+      span,
+    };
     s.calls.set(call.id, context);
     inFlight++;
     const started = performance.now();
@@ -190,7 +206,10 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
         reader.push(chunk, (message) => onMessage(s, message));
       } catch (error) {
         // The stream cannot be read on: its calls are abandoned (the caller retries them) and it ends with the reason.
-        for (const context of s.calls.values()) context.cancelled = true;
+        for (const context of s.calls.values()) {
+          context.cancelled = true;
+          context.span.end(error);
+        }
         inFlight -= s.calls.size;
         s.calls.clear();
         s.status = error instanceof FramingError && /exceeds/.test(error.message) ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.INTERNAL;
@@ -206,7 +225,10 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     });
     stream.on('close', () => {
       open.delete(s);
-      for (const context of s.calls.values()) context.cancelled = true;
+      for (const context of s.calls.values()) {
+        context.cancelled = true;
+        context.span.end(new CalcError('UPSTREAM_ERROR', 'the stream closed before the answer'));
+      }
       inFlight -= s.calls.size;
       s.calls.clear();
     });

@@ -84,6 +84,11 @@ export interface Config {
     /** Open event streams one gateway serves at most; more are 503. */
     readonly maxStreams: number;
   };
+  /**
+   * OpenTelemetry export: on when an OTLP endpoint is set (and OTEL_SDK_DISABLED is not true).
+   * Only the switch is read here; the SDK reads its other standard OTEL_* variables itself.
+   */
+  readonly tracing: { readonly endpoint: string | undefined };
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -148,6 +153,7 @@ export function loadConfig(env: Env): Config {
       pollMs: int(env, 'CALC_EVENTS_POLL_MS', 250, 10, 10_000),
       maxStreams: int(env, 'CALC_EVENTS_MAX_STREAMS', 1000, 1, 100_000),
     },
+    tracing: { endpoint: tracingEndpoint(env) },
   });
 }
 
@@ -209,6 +215,22 @@ function parseAllow(raw: string | undefined): string[] {
     if (!/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(entry)) throw invalidArgument(`CALC_WEBHOOK_ALLOW: ${JSON.stringify(entry)} is not host[:port]`);
   }
   return list;
+}
+
+/** The OTLP endpoint that turns tracing on; the exporter speaks OTLP/HTTP with JSON, nothing else. */
+function tracingEndpoint(env: Env): string | undefined {
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined;
+  if (!endpoint || env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
+  const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL || env.OTEL_EXPORTER_OTLP_PROTOCOL;
+  if (protocol && protocol !== 'http/json') {
+    throw invalidArgument(`OTEL_EXPORTER_OTLP_PROTOCOL must be http/json (calcmesh exports OTLP/HTTP with JSON), got ${JSON.stringify(protocol)}`);
+  }
+  try {
+    new URL(endpoint);
+  } catch {
+    throw invalidArgument(`OTEL_EXPORTER_OTLP_ENDPOINT is not a URL: ${JSON.stringify(endpoint)}`);
+  }
+  return endpoint;
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {

@@ -6,10 +6,12 @@
 import { Client, credentials, Metadata, status as GrpcStatus, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
 import { REQUEST_ID_KEY } from '../domain/wire.js';
+import type { TraceContext } from '../shared/tracing.js';
 import { decodeResult, DEFAULT_MAX_MESSAGE_BYTES, frameEvaluateRequest, frameOperationRequest } from './codec.js';
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';
 
-export interface CallOptions {
+/** A call's deadline, request id and W3C trace context (traceparent, tracestate: sent as metadata when set). */
+export interface CallOptions extends TraceContext {
   /** Absolute deadline, ms since the epoch. */
   readonly deadline: number;
   readonly requestId: string;
@@ -61,6 +63,8 @@ export function createTargetClient(
       }
       const metadata = new Metadata();
       if (options.requestId) metadata.set(REQUEST_ID_KEY, options.requestId);
+      if (options.traceparent) metadata.set('traceparent', options.traceparent);
+      if (options.tracestate) metadata.set('tracestate', options.tracestate);
       channel ??= new Client(target, creds, { ...CHANNEL_OPTIONS, 'grpc.max_receive_message_length': maxMessageBytes });
       const call = channel.makeServerStreamRequest<Req, number>(path, serialize, decodeResult, request, metadata, { deadline: options.deadline });
       let results = 0;

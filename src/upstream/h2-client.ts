@@ -158,6 +158,8 @@ export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions:
           'grpc-timeout': `${Math.ceil(remaining)}m`,
         };
         if (options.requestId) headers[REQUEST_ID_KEY] = options.requestId;
+        if (options.traceparent) headers.traceparent = options.traceparent;
+        if (options.tracestate) headers.tracestate = options.tracestate;
         used = connect();
         stream = used.request(headers);
       } catch (error) {

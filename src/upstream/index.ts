@@ -4,3 +4,4 @@ export * from './health.js';
 export * from './pool.js';
 export * from './h2-client.js';
 export * from './stream-client.js';
+export * from './traced.js';

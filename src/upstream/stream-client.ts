@@ -77,6 +77,9 @@ interface Pending {
   readonly expression: string;
   readonly deadline: number;
   readonly requestId: string;
+  /** W3C trace context; the Call message carries the traceparent only (field 8). */
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
   readonly resolve: (value: number) => void;
   readonly reject: (error: Error) => void;
   readonly signal: AbortSignal | undefined;
@@ -289,7 +292,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     pending.link = link;
     link.calls.set(pending.id, pending);
     const timeoutMs = Math.max(1, Math.ceil(pending.deadline - Date.now()));
-    const frame = frameCall({ id: pending.id, method: pending.method, num1: pending.num1, num2: pending.num2, expression: pending.expression, timeoutMs, requestId: pending.requestId });
+    const frame = frameCall({ id: pending.id, method: pending.method, num1: pending.num1, num2: pending.num2, expression: pending.expression, timeoutMs, requestId: pending.requestId, traceparent: pending.traceparent ?? '' });
     if (!link.stream.write(frame)) link.blocked = true;
   };
 
@@ -342,7 +345,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
 
   const sendUnary = (pending: Pending): Promise<number> => {
     unaryClient ??= createH2TargetClient(target, tls, { maxMessageBytes });
-    const callOptions = { deadline: pending.deadline, requestId: pending.requestId };
+    const callOptions = { deadline: pending.deadline, requestId: pending.requestId, traceparent: pending.traceparent, tracestate: pending.tracestate };
     return pending.method === RPC_NAMES.evaluate
       ? unaryClient.evaluate(pending.expression, callOptions)
       : unaryClient.arithmetic(opOf(pending.method), pending.num1, pending.num2, callOptions);
@@ -366,6 +369,8 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
         expression,
         deadline: options.deadline,
         requestId: options.requestId,
+        traceparent: options.traceparent,
+        tracestate: options.tracestate,
         resolve,
         reject,
         signal: options.signal,

@@ -54,6 +54,13 @@ export function runQueueContract(name: string, factory: HarnessFactory): void {
       assert.equal(claimed.length, 1);
     });
 
+    test('when a task carries a W3C trace context, then its claim returns it (the drain continues the trace)', async () => {
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      await q.enqueue({ ...newTask('add'), traceparent, tracestate: 'vendor=abc' });
+      const [claimed] = await q.claim('add', 'c1', 10, now);
+      assert.deepEqual([claimed?.traceparent, claimed?.tracestate], [traceparent, 'vendor=abc']);
+    });
+
     test('when a consumer claims an operation, then it gets only that operation and the others stay untouched', async () => {
       const add = newTask('add');
       const evaluate = newTask('evaluate', { num1: undefined, num2: undefined, expression: '(6+7)*3' });

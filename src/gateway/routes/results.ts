@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { inSpan, SpanKind } from '../../shared/tracing.js';
+import { traceOf } from '../tracing.js';
 import { CalcError, notFound } from '../../shared/errors.js';
 import type { DurableQueue, Ticket } from '../../queue/types.js';
 import { errorResponseSchema } from '../errors.js';
@@ -66,7 +68,9 @@ export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
   }, async (request) => {
     // Only a GET delivers: Fastify also runs this handler for HEAD, which must stay a read.
     if (request.method !== 'GET') return { results: [] };
-    return { results: (await read(() => queue.takeCompleted(request.client, PENDING_BATCH))).map(view) };
+    const taken = await read(() =>
+      inSpan('receive results', SpanKind.CLIENT, traceOf(request), { 'messaging.operation.type': 'receive' }, () => queue.takeCompleted(request.client, PENDING_BATCH)));
+    return { results: taken.map(view) };
   });
 }
 

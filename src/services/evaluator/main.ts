@@ -1,7 +1,7 @@
 import type { Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
 import { ARITHMETIC_OPS, DEFAULT_PORTS } from '../../shared/operations.js';
-import { createUpstreams, isUpstreamUnavailable } from '../../upstream/index.js';
+import { createUpstreams, isUpstreamUnavailable, withTracing } from '../../upstream/index.js';
 import { runService } from '../run.js';
 import { createServiceMetrics } from '../metrics.js';
 import { grpcCredentials } from '../../shared/tls.js';
@@ -16,7 +16,7 @@ import { buildEvaluatorServer, evaluateExpression } from './server.js';
 
 export async function mainEvaluator(config: Config, logger: Logger): Promise<void> {
   const credentials = grpcCredentials(config.tls);
-  const upstreams = createUpstreams(config.targets, {
+  const upstreams = withTracing(createUpstreams(config.targets, {
     ...config.breaker,
     operations: ARITHMETIC_OPS,
     credentials: credentials.client,
@@ -24,7 +24,7 @@ export async function mainEvaluator(config: Config, logger: Logger): Promise<voi
     transport: config.grpcClient,
     maxMessageBytes: config.grpcMaxMessageBytes,
     onBreakerChange: (op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
-  });
+  }));
   const metrics = createServiceMetrics('evaluate');
   const deps = { upstreams, logger, deadlineMs: config.deadlineMs, maxInflight: config.evalMaxInflight, observe: metrics.observeCall, credentials: credentials.server };
   await runService({
@@ -34,9 +34,9 @@ export async function mainEvaluator(config: Config, logger: Logger): Promise<voi
     metrics,
     host: buildEvaluatorServer(deps),
     port: config.service.port ?? DEFAULT_PORTS.evaluate,
-    handle: async (task) => ({
+    handle: async (task, trace) => ({
       ok: true,
-      result: await evaluateExpression(deps, task.expression ?? '', { requestId: task.requestId, deadline: Infinity }, config.evalQueuedBudgetMs),
+      result: await evaluateExpression(deps, task.expression ?? '', { requestId: task.requestId, deadline: Infinity, ...trace }, config.evalQueuedBudgetMs),
     }),
     // A service it needs is down: retry later. Out of time (a very long chain of calls) even with
     // the queued budget: that would fail again, so the ticket fails instead of retrying forever.

@@ -10,6 +10,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { CalcError } from '../../shared/errors.js';
 import { createStreamMount, EVALUATOR_STREAM_PATH, StatusError, type StreamCallContext } from '../stream-host.js';
 import { createLimit } from './limit.js';
+import type { TraceContext } from '../../shared/tracing.js';
 
 export interface EvaluatorDeps {
   readonly upstreams: Upstreams;
@@ -29,7 +30,7 @@ export interface EvaluatorDeps {
 export function evaluateExpression(
   deps: EvaluatorDeps,
   expression: string,
-  context: { requestId: string; deadline: number },
+  context: { requestId: string; deadline: number } & TraceContext,
   budgetMs = deps.deadlineMs,
 ) {
   const tree = parseExpression(expression);
@@ -41,7 +42,7 @@ export function evaluateExpression(
   const deadline = Math.min(context.deadline - Math.min(100, callerLeft * 0.1), now + budgetMs);
   const limit = createLimit(deps.maxInflight ?? 64);
   // The calls share the expression's deadline: running out of it is the expression's, not a replica's failure.
-  const options = { deadline, requestId: context.requestId, sharedDeadline: true };
+  const options = { deadline, requestId: context.requestId, sharedDeadline: true, traceparent: context.traceparent, tracestate: context.tracestate };
   const evaluator = createEvaluator({
     arithmetic: {
       compute: (op: ArithmeticOp, a: number, b: number) => limit(() => deps.upstreams.arithmetic(op, a, b, options)),

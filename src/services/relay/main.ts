@@ -11,13 +11,14 @@ import type { Logger } from '../../shared/logger.js';
 import { onShutdown } from '../../shared/lifecycle.js';
 import { isArithmeticOp, type ServiceOp } from '../../shared/operations.js';
 import { grpcCredentials } from '../../shared/tls.js';
+import { startTracing, type TraceContext } from '../../shared/tracing.js';
 import { openQueue, startConsumer } from '../../queue/index.js';
 import type { ClaimedTask, Outcome } from '../../queue/types.js';
-import { createUpstreams, isUpstreamUnavailable, type Upstreams } from '../../upstream/index.js';
+import { createUpstreams, isUpstreamUnavailable, withTracing, type Upstreams } from '../../upstream/index.js';
 
 /** Forwards one task; its error (a CalcError) becomes the ticket's, or a retry when it is unavailability. */
-export async function forward(upstreams: Upstreams, op: ServiceOp, task: ClaimedTask, deadlineMs: number): Promise<Outcome> {
-  const options = { deadline: Date.now() + deadlineMs, requestId: task.requestId };
+export async function forward(upstreams: Upstreams, op: ServiceOp, task: ClaimedTask, deadlineMs: number, trace?: TraceContext): Promise<Outcome> {
+  const options = { deadline: Date.now() + deadlineMs, requestId: task.requestId, ...trace };
   const result = isArithmeticOp(op)
     ? await upstreams.arithmetic(op, task.num1 ?? 0, task.num2 ?? 0, options)
     : await upstreams.evaluate(task.expression ?? '', options);
@@ -26,7 +27,7 @@ export async function forward(upstreams: Upstreams, op: ServiceOp, task: Claimed
 
 export async function mainRelay(op: ServiceOp, config: Config, logger: Logger): Promise<void> {
   const credentials = grpcCredentials(config.tls);
-  const upstreams = createUpstreams(config.targets, {
+  const upstreams = withTracing(createUpstreams(config.targets, {
     ...config.breaker,
     operations: [op],
     credentials: credentials.client,
@@ -34,7 +35,8 @@ export async function mainRelay(op: ServiceOp, config: Config, logger: Logger): 
     transport: config.grpcClient,
     maxMessageBytes: config.grpcMaxMessageBytes,
     onBreakerChange: (_op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
-  });
+  }));
+  const stopTracing = await startTracing({ endpoint: config.tracing.endpoint, serviceName: `calcmesh-relay-${op}` });
   const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
   // While the target is down every claimed task fails at once: a pause before giving each back
   // keeps the loop from cycling through the backlog (its slots stay taken meanwhile).
@@ -45,9 +47,9 @@ export async function mainRelay(op: ServiceOp, config: Config, logger: Logger): 
     consumer: `relay-${op}-${hostname()}-${process.pid}`,
     concurrency: config.drainConcurrency,
     leaseMs: config.leaseMs,
-    handler: async (task) => {
+    handler: async (task, trace) => {
       try {
-        return await forward(upstreams, op, task, config.deadlineMs);
+        return await forward(upstreams, op, task, config.deadlineMs, trace);
       } catch (error) {
         if (isUpstreamUnavailable(error)) await new Promise((resolve) => setTimeout(resolve, pauseMs));
         throw error;
@@ -63,6 +65,7 @@ export async function mainRelay(op: ServiceOp, config: Config, logger: Logger): 
     await consumer.stop();
     await queue.close();
     upstreams.close();
+    await stopTracing();
     logger.info({ op }, `${op} relay stopped`);
   });
 }
