@@ -28,6 +28,8 @@ export async function startGateway(options: {
   adminKeys?: Record<string, string>;
   authFailuresPerMin?: number;
   logger?: Logger;
+  /** The replicas' circuits (default: 3 failures, half-open after 2000 ms). */
+  breaker?: { failureThreshold: number; halfOpenAfterMs: number };
   /** More of the gateway's configuration (webhooks, operator keys, event streams). */
   config?: Partial<GatewayConfig>;
 }): Promise<TestGateway> {
@@ -35,7 +37,7 @@ export async function startGateway(options: {
   const queue = options.queue ?? openQueue({ redisUrl: options.redisUrl, dataDir: dir ?? '', resultTtlS: 3600, maxDeliveries: 5 });
   const logger = options.logger ?? silentLogger();
   const metrics = createGatewayMetrics({ queue, defaultMetrics: false, logger });
-  const upstreams = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
+  const upstreams = connectUpstreams({ targets: options.targets, breaker: options.breaker ?? { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
   const app = await buildGateway(
     { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})), rateLimit: options.rateLimit,
       adminKeys: new Map(Object.entries(options.adminKeys ?? {})), authFailuresPerMin: options.authFailuresPerMin, ...options.config },
