@@ -68,7 +68,7 @@ export async function recoveryCase(s: CaseSettings, repetitions: number): Promis
       medianMs,
       maxMs,
       row: {
-        label: '6. recovery: port accepts → first direct 200 (median)',
+        label: '7. recovery: port accepts → first direct 200 (median)',
         rate: medianMs,
         unit: 'ms',
         p50Ms: medianMs,
