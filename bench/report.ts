@@ -7,7 +7,7 @@ export interface Row {
   readonly label: string;
   /** req/s or tasks/s; undefined when the case did not run. */
   readonly rate?: number;
-  readonly unit: 'req/s' | 'tasks/s' | 'MB';
+  readonly unit: 'req/s' | 'tasks/s' | 'MB' | 'ms';
   readonly p50Ms?: number;
   readonly p99Ms?: number;
   readonly non2xx?: number;

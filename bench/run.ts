@@ -9,11 +9,12 @@ import { parseArgs } from 'node:util';
 import { bareCase, directCase, drainCase, evaluateCase, queuedCase, type CaseSettings } from './cases.js';
 import { loadTool, preferAutocannon } from './load.js';
 import { FLAT_TOLERANCE_MB, memoryCase, type MemoryResult } from './memory.js';
+import { recoveryCase, type RecoveryResult } from './recovery.js';
 import { cleanupAll, installCleanupHandlers, isAborting, tempDir } from './procs.js';
 import { fmtRatio, machineInfo, renderMarkdown, renderText, type Ratio, type Report, type Row, type Target } from './report.js';
 import { SERVER_LOG_LEVEL } from './system.js';
 
-const CASES = ['bare', 'direct', 'direct-grpc-js', 'direct-stream', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'evaluate-stream', 'memory'] as const;
+const CASES = ['bare', 'direct', 'direct-grpc-js', 'direct-stream', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'evaluate-stream', 'recovery', 'memory'] as const;
 type CaseName = (typeof CASES)[number];
 
 const USAGE = `usage: npm run bench -- [options]
@@ -22,6 +23,7 @@ const USAGE = `usage: npm run bench -- [options]
   --connections N      wrk connections (default 64; one wrk thread)
   --backlog N          tasks in the drain cases (default 100000)
   --drain-timeout S    give up a drain after this long (default 60)
+  --recoveries N       kill/restart cycles of the recovery case (default 7)
   --memory             also the gateway's RSS over --memory-requests direct requests (takes minutes)
   --memory-requests N  (default 1000000)
   --cases a,b,…        only these: ${CASES.join(', ')} (docs are then not written unless --out is given)
@@ -38,6 +40,7 @@ function parseOptions() {
         connections: { type: 'string', default: '64' },
         backlog: { type: 'string', default: '100000' },
         'drain-timeout': { type: 'string', default: '60' },
+        recoveries: { type: 'string', default: '7' },
         memory: { type: 'boolean', default: false },
         'memory-requests': { type: 'string', default: '1000000' },
         cases: { type: 'string' },
@@ -96,6 +99,7 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const rows = new Map<CaseName, Row>();
 let memory: MemoryResult | undefined;
+let recovery: RecoveryResult | undefined;
 let failed = false;
 
 async function step(name: CaseName, label: string, body: () => Promise<Row>): Promise<void> {
@@ -126,6 +130,10 @@ try {
   await step('drain-sqlite', 'drain, SQLite', () => drainCase(settings, 'sqlite'));
   await step('evaluate', 'evaluator path', () => evaluateCase(settings));
   await step('evaluate-stream', 'evaluator path over the Stream rpc', () => evaluateCase(settings, 'stream'));
+  await step('recovery', 'recovery after a restart', async () => {
+    recovery = await recoveryCase(settings, positive('recoveries', opts.recoveries));
+    return recovery.row;
+  });
   await step('memory', 'gateway memory', async () => {
     memory = await memoryCase(settings, memoryRequests, (rows.get('direct-stream') ?? rows.get('direct'))?.rate, log);
     return memory.row;
@@ -159,6 +167,12 @@ const targets: Target[] = [
   { figure: 'direct over the Stream rpc ÷ bare Node HTTP, 64 connections (issue 13)', target: '≥ 0.5', measured: fmtRatio(streamOverBare), ok: atLeast(streamOverBare, 0.5) },
   { figure: 'direct over the Stream rpc, p99 at 64 connections (issue 13)', target: '≤ 15 ms', measured: streamP99 === undefined ? '—' : `${streamP99.toFixed(1)} ms`, ok: streamP99 === undefined ? undefined : streamP99 <= 15 },
   { figure: 'evaluator ÷ direct, both over the Stream rpc (issue 13)', target: '≥ 0.35', measured: fmtRatio(evalOverDirectStream), ok: atLeast(evalOverDirectStream, 0.35) },
+  {
+    figure: 'recovery: port accepts → first direct 200 (issue 13)',
+    target: '≤ 300 ms',
+    measured: recovery ? `median ${recovery.medianMs.toFixed(0)} ms, max ${recovery.maxMs.toFixed(0)} ms` : '—',
+    ok: recovery ? recovery.maxMs <= 300 : undefined,
+  },
   { figure: 'direct path ÷ bare Node HTTP', target: '≥ 0.25', measured: fmtRatio(directOverBare), ok: atLeast(directOverBare, 0.25) },
   { figure: 'direct path p99 at 64 connections', target: '≤ 20 ms', measured: p99 === undefined ? '—' : `${p99.toFixed(1)} ms`, ok: p99 === undefined ? undefined : p99 <= 20 },
   { figure: 'queued path (Redis) ÷ direct path', target: '≥ 0.8', measured: fmtRatio(queuedRedis), ok: atLeast(queuedRedis, 0.8) },
@@ -197,6 +211,7 @@ const report: Report = {
     'Drain: the backlog is written through the queue API (`enqueue`, 500 at a time), then `calcmesh service add` is started with its default drain concurrency; the rate counts from the moment it accepts connections to a depth of 0 (polled every 100 ms), and the first and last tickets are checked.',
     'Server CPU µs/req: the CPU time of every server process of the case (gateway, services, Redis; not wrk, not the benchmark) during the measurement, per request or per drained task (for a drain: the service, start-up included, and Redis, from the start of the service to the empty queue). It is what a request costs; other load inflates it less than it depresses req/s.',
     "Others' CPU: the share of all cores that processes other than the benchmark's own used during the measurement (/proc/stat minus the benchmark's process tree). Above ~10 % the figures of that case are depressed by other work on the machine.",
+    'Recovery: the add service (over the Stream rpc, the default) is killed with SIGKILL; once its circuit is open it is started again on its port; from the first successful TCP connect to its port (probed every 2 ms) requests are sent one after another until one is answered 200, and the time to that answer is the figure. The gateway sees the return through its stream to the service, which it dials every 50 ms while the service is away.',
     `Memory: the direct path in chunks of ~100,000 requests, RSS from /proc/<pid>/status after each; flat means at most ${FLAT_TOLERANCE_MB} MB of growth over the second half of the run.`,
   ],
 };

@@ -6,7 +6,11 @@
  * failure filter `judge`). A replica's circuit
  * opens after consecutive availability failures, or at once when its health Watch reports
  * NOT_SERVING (a planned stop) or loses the replica; it closes when the replica reports SERVING
- * again. When the chosen replica is unavailable and another one's circuit is closed, the call is
+ * again. Over the Stream transport the stream itself is the replica's liveness: the client keeps
+ * it open, a stream that broke opens the circuit at once and a re-dialled one closes it, so a
+ * replica that comes back is used again as soon as its port accepts (the stream client dials a
+ * replica that is down every 50 ms). A replica without the Stream rpc is called unary and judged
+ * by its health and its calls, as any other. When the chosen replica is unavailable and another one's circuit is closed, the call is
  * tried once more there, within the same deadline. When no replica can be called, the failure
  * is immediate (no deadline wait), and the gateway queues the request.
  */
@@ -18,7 +22,7 @@ import { createTargetClient, type CallOptions, type TargetClient } from './clien
 import { isUpstreamUnavailable, UpstreamUnavailableError } from './errors.js';
 import { createHealthProbe, type ReplicaHealth } from './health.js';
 import { createH2TargetClient, type H2Tls } from './h2-client.js';
-import { createStreamTargetClient } from './stream-client.js';
+import { createStreamTargetClient, type StreamTargetClient } from './stream-client.js';
 
 export interface ReplicaStatus {
   readonly target: string;
@@ -32,7 +36,7 @@ export interface ResilienceOptions {
   readonly failureThreshold?: number;
   /** How long a circuit stays open before a health probe may close it (CALC_BREAKER_HALF_OPEN_MS). */
   readonly halfOpenAfterMs?: number;
-  /** Follow each replica with grpc.health.v1 Watch (default true). */
+  /** Follow each replica: grpc.health.v1 Watch, and its stream's liveness over the Stream transport (default true). */
   readonly watchHealth?: boolean;
   /** TLS or plaintext (the default), for grpc-js (health) and the node:http2 client (calls). */
   readonly credentials?: ChannelCredentials;
@@ -110,7 +114,10 @@ interface Replica {
   health: ReplicaHealth;
   inFlight: number;
   stopWatch: (() => void) | undefined;
+  stopLink: (() => void) | undefined;
 }
+
+const watchesLink = (client: TargetClient): client is StreamTargetClient => typeof (client as Partial<StreamTargetClient>).watchLink === 'function';
 
 /**
  * The failure filter. Only this replica's own failure to answer counts against it; an argument
@@ -139,6 +146,7 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
       health: 'UNKNOWN',
       inFlight: 0,
       stopWatch: undefined,
+      stopLink: undefined,
       breaker: new CircuitBreaker({
         failureThreshold: options.failureThreshold ?? 3,
         halfOpenAfterMs: options.halfOpenAfterMs ?? 2000,
@@ -161,6 +169,12 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
         // a health service, is tried, not assumed down: its calls decide.
         else if (health === 'UNREACHABLE' && known) replica.breaker.trip();
       });
+      if (watchesLink(replica.client)) {
+        replica.stopLink = replica.client.watchLink(op === 'evaluate' ? 'evaluator' : 'calculator', (event) => {
+          if (event === 'up') replica.breaker.success();
+          else replica.breaker.trip();
+        });
+      }
     }
     return replica;
   });
@@ -219,6 +233,7 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
     close() {
       for (const r of replicas) {
         r.stopWatch?.();
+        r.stopLink?.();
         r.client.close();
         r.probe.close();
       }

@@ -16,7 +16,11 @@
  *    (PING keepalive), every call it left unanswered fails UNAVAILABLE (computations are pure,
  *    so the pool may try them elsewhere) and the stream is dialled again;
  *  - a peer that answers UNIMPLEMENTED for `Stream` (a foreign service) is called unary from
- *    then on, through the node:http2 unary client.
+ *    then on, through the node:http2 unary client;
+ *  - liveness (`watchLink`): the watched stream is dialled at once and kept open, so its state is
+ *    the replica's: `up` when the peer accepted it, `down` when the last open one broke; while
+ *    down it is dialled again every LIVENESS_DIAL_MS, so a replica that comes back is seen
+ *    within that much of its port accepting.
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type SecureClientSessionOptions } from 'node:http2';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
@@ -54,7 +58,19 @@ export interface StreamClientStats {
   readonly unary: boolean;
 }
 
+/** The watched stream's state: open (the replica serves), or broken with none open in its place. */
+export type LinkEvent = 'up' | 'down';
+
+/** Which service's Stream rpc a watch follows. */
+export type StreamService = 'calculator' | 'evaluator';
+
 export interface StreamTargetClient extends TargetClient {
+  /**
+   * Opens the service's stream now and keeps it open, reporting each change of its state.
+   * Nothing more is reported once the peer turned out not to serve the Stream rpc (it is called
+   * unary: its health and its calls judge it). Returns the function that stops the watch.
+   */
+  watchLink(service: StreamService, onLink: (event: LinkEvent) => void): () => void;
   arithmetic(op: ArithmeticOp, num1: number, num2: number, options: StreamCallOptions): Promise<number>;
   evaluate(expression: string, options: StreamCallOptions): Promise<number>;
   stats(): StreamClientStats;
@@ -63,6 +79,8 @@ export interface StreamTargetClient extends TargetClient {
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const USER_AGENT = 'calcmesh-stream/1';
 const RECONNECT_PAUSE_MS = 100;
+/** How often a watched stream that is down is dialled again: a refused connect on a LAN costs ~0.1 ms. */
+const LIVENESS_DIAL_MS = 50;
 const KEEPALIVE_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5_000;
 const SUSPECT_TIMEOUT_MS = 1_000;
@@ -95,6 +113,8 @@ interface Link {
   readonly openedAt: number;
   blocked: boolean;
   ended: boolean;
+  /** The peer accepted the stream (HTTP 200, gRPC, no status yet). */
+  up: boolean;
 }
 
 /** The calls of one service (Calculator or Evaluator) to this target. */
@@ -104,6 +124,10 @@ interface Channel {
   readonly links: Set<Link>;
   readonly waiting: Pending[];
   unary: boolean;
+  /** Set while a watch follows this stream: it is then kept open. */
+  onLink: ((event: LinkEvent) => void) | undefined;
+  live: boolean;
+  dialTimer: NodeJS.Timeout | undefined;
 }
 
 const grpcError = (code: GrpcStatus, details: string, errorCode: string | undefined, target: string) => {
@@ -134,10 +158,8 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
   const maxWaiting = options.maxWaiting ?? 4096;
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const sweepMs = options.sweepMs ?? 5;
-  const channels = {
-    calculator: { path: '/calculator.Calculator/Stream', current: undefined, links: new Set(), waiting: [], unary: false } as Channel,
-    evaluator: { path: '/calculator.Evaluator/Stream', current: undefined, links: new Set(), waiting: [], unary: false } as Channel,
-  };
+  const channel = (path: string): Channel => ({ path, current: undefined, links: new Set(), waiting: [], unary: false, onLink: undefined, live: false, dialTimer: undefined });
+  const channels: Record<StreamService, Channel> = { calculator: channel('/calculator.Calculator/Stream'), evaluator: channel('/calculator.Evaluator/Stream') };
   let session: ClientHttp2Session | undefined;
   let failedAt = 0;
   let nextId = 0;
@@ -169,6 +191,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
         if (channel.current?.session === created) {
           channel.current = undefined;
           if (channel.waiting.length > 0) pump(channel);
+          else if (channel.onLink) dial(channel);
         }
       }
     });
@@ -200,6 +223,41 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
 
   const unavailable = (details: string) => grpcError(GrpcStatus.UNAVAILABLE, details, undefined, target);
 
+  const markUp = (channel: Channel, link: Link) => {
+    link.up = true;
+    if (channel.live) return;
+    channel.live = true;
+    channel.onLink?.('up');
+  };
+
+  /** After a stream ended: down when none of the channel's streams is open any more; a watched one is dialled again. */
+  const afterEnd = (channel: Channel) => {
+    if (channel.live && ![...channel.links].some((l) => l.up)) {
+      channel.live = false;
+      channel.onLink?.('down');
+    }
+    if (!channel.current) scheduleDial(channel);
+  };
+
+  /** Opens the channel's stream now unless one is open or being opened. */
+  const dial = (channel: Channel) => {
+    if (closed || channel.unary || channel.current) return;
+    try {
+      channel.current = openLink(channel);
+    } catch {
+      scheduleDial(channel);
+    }
+  };
+
+  const scheduleDial = (channel: Channel) => {
+    if (!channel.onLink || channel.dialTimer || closed || channel.unary || channel.current) return;
+    channel.dialTimer = setTimeout(() => {
+      channel.dialTimer = undefined;
+      dial(channel);
+    }, LIVENESS_DIAL_MS);
+    channel.dialTimer.unref();
+  };
+
   /** The stream ended, was reset or lost its connection: whatever it did not answer fails, and it is dialled again. */
   const breakLink = (channel: Channel, link: Link, details: string) => {
     if (link.ended) return;
@@ -217,10 +275,11 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
       try {
         channel.current = openLink(channel);
       } catch {
-        // dialled again by the next call
+        // dialled again by the next call, or by the watch
       }
     }
     pump(channel);
+    afterEnd(channel);
   };
 
   const goUnary = (channel: Channel, link: Link) => {
@@ -231,6 +290,10 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     // Our half of the refused stream is still open: reset it, or the peer counts it as active
     // (a graceful shutdown of the peer would wait for it forever).
     if (!link.stream.destroyed) link.stream.close(http2.constants.NGHTTP2_CANCEL);
+    // Liveness is no longer this stream's to tell: the replica's health and calls judge it.
+    clearTimeout(channel.dialTimer);
+    channel.dialTimer = undefined;
+    channel.onLink = undefined;
     // Nothing was computed (the rpc does not exist there): every call is sent again, unary.
     const moved = [...link.calls.values(), ...channel.waiting.splice(0)];
     for (const pending of moved) {
@@ -249,13 +312,13 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
       'user-agent': USER_AGENT,
     });
     streamsOpened++;
-    const link: Link = { stream, session: used, calls: new Map(), openedAt: Date.now(), blocked: false, ended: false };
+    const link: Link = { stream, session: used, calls: new Map(), openedAt: Date.now(), blocked: false, ended: false, up: false };
     channel.links.add(link);
     const reader = new FrameReader(maxMessageBytes);
     stream.on('response', (headers) => {
       if (headers[':status'] !== 200) return breakLink(channel, link, `HTTP status ${headers[':status']}`);
       const status = headers['grpc-status'];
-      if (status === undefined) return; // the stream is open
+      if (status === undefined) return markUp(channel, link); // the stream is open
       if (Number(status) === GrpcStatus.UNIMPLEMENTED) return goUnary(channel, link);
       breakLink(channel, link, `stream refused: ${GrpcStatus[Number(status)] ?? status} ${headers['grpc-message'] ?? ''}`);
     });
@@ -301,7 +364,8 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     if (channel.unary) return;
     while (channel.waiting.length > 0) {
       if (!channel.current) {
-        if (closed || Date.now() - failedAt < RECONNECT_PAUSE_MS) return;
+        // A watched stream is dialled by its calls too: the first call after a replica's return is not failed for a dial that failed before it.
+        if (closed || (!channel.onLink && Date.now() - failedAt < RECONNECT_PAUSE_MS)) return;
         try {
           channel.current = openLink(channel);
         } catch (error) {
@@ -382,7 +446,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
         else sendUnary(pending).then(resolve, reject);
         return;
       }
-      if (!channel.current && Date.now() - failedAt < RECONNECT_PAUSE_MS) {
+      if (!channel.current && !channel.onLink && Date.now() - failedAt < RECONNECT_PAUSE_MS) {
         reject(unavailable(`connection failed`));
         return;
       }
@@ -408,6 +472,19 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
 
   return {
     target,
+    watchLink(service, onLink) {
+      const watched = channels[service];
+      if (watched.unary) return () => undefined;
+      watched.onLink = onLink;
+      if (watched.live) onLink('up');
+      dial(watched);
+      return () => {
+        if (watched.onLink !== onLink) return;
+        watched.onLink = undefined;
+        clearTimeout(watched.dialTimer);
+        watched.dialTimer = undefined;
+      };
+    },
     arithmetic: (op, num1, num2, options) => call(channels.calculator, RPC_NAMES[op], num1, num2, '', options),
     evaluate: (expression, options) => call(channels.evaluator, RPC_NAMES.evaluate, 0, 0, expression, options),
     stats: () => {
@@ -422,6 +499,8 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     close() {
       closed = true;
       for (const channel of Object.values(channels)) {
+        channel.onLink = undefined;
+        clearTimeout(channel.dialTimer);
         for (const pending of channel.waiting.splice(0)) fail(pending, unavailable(`client closed`));
         for (const link of [...channel.links]) breakLink(channel, link, 'client closed');
       }

@@ -166,6 +166,23 @@ test('when the subtract service hangs (SIGSTOP), then its card shows one state, 
   }, 'the subtract card to read up again', 20_000);
 });
 
+test('when a replica serves no health service (a foreign one) and its circuit is closed, then its card shows it up', async () => {
+  // The real status document, with add's replicas reporting what a health-less peer makes of them.
+  const healthless = async (route: Route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    for (const replica of body.services.add.replicas) replica.health = 'UNIMPLEMENTED';
+    await route.fulfill({ response, json: body });
+  };
+  await page.route('**/v1/status', healthless);
+  try {
+    await expectText(page.getByTestId('service-state-add'), /^up$/);
+    await expectText(page.locator('[data-testid="service-add"] .replica'), /no health service/);
+  } finally {
+    await page.unroute('**/v1/status', healthless);
+  }
+});
+
 test('when the page is 375 px wide, then nothing overflows sideways and every control has a label', async () => {
   await page.setViewportSize({ width: 375, height: 800 });
   const width = await page.evaluate<number>('document.scrollingElement.scrollWidth');

@@ -29,6 +29,8 @@ export async function startGateway(options: {
   adminKeys?: Record<string, string>;
   authFailuresPerMin?: number;
   logger?: Logger;
+  /** The replicas' circuits (default: 3 failures, half-open after 2000 ms). */
+  breaker?: { failureThreshold: number; halfOpenAfterMs: number };
   /** More of the gateway's configuration (webhooks, operator keys, event streams). */
   config?: Partial<GatewayConfig>;
   /** Wraps the real upstreams (to make one of them misbehave as no real service can). */
@@ -38,7 +40,7 @@ export async function startGateway(options: {
   const queue = options.queue ?? openQueue({ redisUrl: options.redisUrl, dataDir: dir ?? '', resultTtlS: 3600, maxDeliveries: 5 });
   const logger = options.logger ?? silentLogger();
   const metrics = createGatewayMetrics({ queue, defaultMetrics: false, logger });
-  const real = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
+  const real = connectUpstreams({ targets: options.targets, breaker: options.breaker ?? { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
   const upstreams = options.wrapUpstreams ? options.wrapUpstreams(real) : real;
   const app = await buildGateway(
     { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})), rateLimit: options.rateLimit,

@@ -1,6 +1,6 @@
 /**
  * A misbehaving gRPC peer: a plain node:http2 server that answers `calculator.Calculator` calls
- * the way broken, hostile or foreign servers do. One `mode` at a time, changeable between calls;
+ * the way broken, hostile or foreign servers do (the multiplexed Stream rpc: UNIMPLEMENTED). One `mode` at a time, changeable between calls;
  * `bytesSent` counts what it managed to write, so a test can tell how much it pushed.
  */
 import http2, { type Http2Session, type ServerHttp2Stream } from 'node:http2';
@@ -81,7 +81,13 @@ export async function startRoguePeer(mode: RogueMode = 'ok', port = 0): Promise<
     write();
   };
 
-  h2.on('stream', (stream, _headers) => {
+  h2.on('stream', (stream, headers) => {
+    // Like any server generated from the original proto, it serves no multiplexed Stream rpc.
+    if (String(headers[':path']).endsWith('/Stream')) {
+      stream.on('error', () => undefined);
+      stream.respond({ ...GRPC, 'grpc-status': '12', 'grpc-message': 'unknown method Stream' }, { endStream: true });
+      return;
+    }
     calls++;
     stream.on('error', () => undefined);
     const body: Buffer[] = [];

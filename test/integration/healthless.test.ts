@@ -10,10 +10,10 @@ import { loadProto } from '../../src/shared/proto.js';
 import { buildArithmeticServer } from '../../src/services/arithmetic/server.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { createUpstreams, isUpstreamUnavailable } from '../../src/upstream/index.js';
-import { waitFor } from '../helpers/gateway.js';
+import { http, startGateway, waitFor } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 
-const TRANSPORTS = ['h2', 'grpc-js'] as const;
+const TRANSPORTS = ['h2', 'grpc-js', 'stream'] as const;
 const targetsFor = (target: string) => ({ add: [target], subtract: [target], multiply: [target], divide: [target], evaluate: [target] });
 const soon = (ms = 1000, sharedDeadline = false) => ({ deadline: Date.now() + ms, requestId: 'healthless', sharedDeadline });
 
@@ -85,3 +85,21 @@ for (const transport of TRANSPORTS) {
     }
   });
 }
+
+test('when every replica serves no health service and its circuit is closed, then /readyz and /v1/status count it as serving (its calls work)', async () => {
+  const port = await freePort();
+  const server = await calculatorOnly(port);
+  const gateway = await startGateway({ targets: targetsFor(`127.0.0.1:${port}`) });
+  try {
+    assert.equal((await http(`${gateway.url}/add/2/3`)).body.result, 5);
+    await waitFor(async () => ((await http(`${gateway.url}/v1/status`)).body.services.add.replicas[0].health === 'UNIMPLEMENTED' ? true : undefined), 'the watch to find no health service');
+    const ready = await http(`${gateway.url}/readyz`);
+    assert.equal(ready.body.services.add.serving, true, JSON.stringify(ready.body.services.add));
+    assert.equal(ready.body.services.add.replicas[0].breaker, 'closed');
+    const status = await http(`${gateway.url}/v1/status`);
+    assert.equal(status.body.services.add.serving, true);
+  } finally {
+    await gateway.close();
+    server.stop();
+  }
+});

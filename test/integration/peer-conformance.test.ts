@@ -1,18 +1,20 @@
 /**
  * The gRPC peer conformance suite: each transport ('h2', the lean client, and 'grpc-js') against
- * a misbehaving HTTP/2 server. For the same peer behaviour both must fail the same way — as an
+ * a misbehaving HTTP/2 server ('stream' through its fallback to unary calls). For the same peer behaviour both must fail the same way — as an
  * answer that is an error (UPSTREAM_ERROR → 502), or as unavailability (UNAVAILABLE → queued) —
  * and never turn what a peer sent into a result, a foreign error code or unbounded memory.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CalcError } from '../../src/shared/errors.js';
-import { createH2TargetClient, createTargetClient, MAX_DETAILS_LENGTH, type TargetClient } from '../../src/upstream/index.js';
+import { createH2TargetClient, createStreamTargetClient, createTargetClient, MAX_DETAILS_LENGTH, type TargetClient } from '../../src/upstream/index.js';
 import { startRoguePeer, type RogueMode, type RoguePeer } from '../helpers/rogue-peer.js';
 
 const TRANSPORTS = {
   h2: (target: string) => createH2TargetClient(target),
   'grpc-js': (target: string) => createTargetClient(target),
+  // The rogue peer implements no Stream rpc (it answers every path as if unary): the stream client falls back to unary.
+  stream: (target: string) => createStreamTargetClient(target),
 } as const;
 
 type Expected = number | 'UPSTREAM_ERROR' | 'UNAVAILABLE';

@@ -6,7 +6,7 @@ import { createSparkline } from './sparkline.js';
 const HISTORY = 60;
 const OPS = ['add', 'subtract', 'multiply', 'divide', 'evaluate'];
 
-const HEALTH_TEXT = { SERVING: 'serving', NOT_SERVING: 'not serving', UNREACHABLE: 'unreachable' };
+const HEALTH_TEXT = { SERVING: 'serving', NOT_SERVING: 'not serving', UNREACHABLE: 'unreachable', UNIMPLEMENTED: 'no health service' };
 const BREAKER_TONE = { closed: 'neutral', open: 'down', 'half-open': 'warn' };
 
 export function createServicesPanel(root) {
@@ -69,7 +69,7 @@ function createCard(op) {
       // One state per card: a replica whose health still says SERVING but whose circuit is open
       // (hung: it takes connections and never answers) is not up, whatever its health stream says.
       const serving = list.filter(isAnswering).length;
-      const hung = list.filter((r) => r.health === 'SERVING' && r.breaker === 'open').length;
+      const hung = list.filter((r) => reportsServing(r) && r.breaker === 'open').length;
       const tone = list.length === 0 ? 'neutral' : serving === 0 ? 'down' : serving < list.length ? 'warn' : 'up';
       const text = list.length === 0 ? 'unknown'
         : serving === 0 ? (hung > 0 ? 'not answering — requests queued' : 'down — requests queued')
@@ -99,14 +99,19 @@ function createCard(op) {
   };
 }
 
-/** A replica takes calls: its health says SERVING and its circuit is not open. */
-const isAnswering = (replica) => replica.health === 'SERVING' && replica.breaker !== 'open';
+/** Its health says SERVING, or it serves no health at all (a foreign service): then its calls judge it. */
+const reportsServing = (replica) => replica.health === 'SERVING' || replica.health === 'UNIMPLEMENTED';
+
+/** A replica takes calls: it reports serving and its circuit is not open (closed, for one without health). */
+const isAnswering = (replica) => replica.health === 'SERVING'
+  ? replica.breaker !== 'open'
+  : replica.health === 'UNIMPLEMENTED' && replica.breaker === 'closed';
 
 function replicaRow(replica) {
   const healthy = isAnswering(replica);
   const row = el('li', { class: 'replica' },
     el('code', { class: 'target' }, replica.target),
-    el('span', { class: `badge ${healthy ? 'up' : 'down'}` }, healthy || replica.health !== 'SERVING'
+    el('span', { class: `badge ${healthy ? 'up' : 'down'}` }, healthy || !reportsServing(replica)
       ? HEALTH_TEXT[replica.health] ?? String(replica.health).toLowerCase()
       : 'not answering'));
   if (replica.breaker) {

@@ -65,5 +65,9 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
   });
 }
 
-/** A service can take calls when one of its replicas reports SERVING and its circuit is closed. */
-const isServing = (replicas: readonly ReplicaStatus[]) => replicas.some((r) => r.health === 'SERVING' && r.breaker === 'closed');
+/**
+ * A service can take calls when one of its replicas has a closed circuit and reports SERVING, or
+ * serves no health service at all (a foreign service, health UNIMPLEMENTED): its calls judge it.
+ */
+const isServing = (replicas: readonly ReplicaStatus[]) =>
+  replicas.some((r) => r.breaker === 'closed' && (r.health === 'SERVING' || r.health === 'UNIMPLEMENTED'));
