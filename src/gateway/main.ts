@@ -8,7 +8,14 @@ import { buildGateway } from './build.js';
 
 /** `calcmesh gateway`: the only place the gateway binds an address. */
 export async function mainGateway(config: Config, logger: Logger): Promise<void> {
-  const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  const queue = openQueue({
+    redisUrl: config.redisUrl,
+    dataDir: config.dataDir,
+    resultTtlS: config.resultTtlS,
+    maxDeliveries: config.maxDeliveries,
+    logger,
+    outbox: config.outbox.enabled ? { max: config.outbox.max } : undefined,
+  });
   const metrics = createGatewayMetrics({ queue });
   const upstreams = connectUpstreams(config, logger, metrics);
   const app = await buildGateway(config, { queue, upstreams, logger, metrics });

@@ -74,6 +74,14 @@ export interface OperationStats {
   readonly deadLetters: number;
 }
 
+/** Writes journaled by the gateway while Redis could not take them, not yet forwarded. */
+export interface OutboxStats {
+  readonly depth: number;
+  readonly max: number;
+  /** Age of the oldest journaled write in ms; 0 when empty. */
+  readonly oldestAgeMs: number;
+}
+
 export interface ClaimOptions {
   /**
    * How long a claim holds before another consumer may take the task again. Redis judges expiry
@@ -134,6 +142,9 @@ export interface DurableQueue {
   retryLater(operation: ServiceOp, task: ClaimedTask, delayMs: number): Promise<void>;
 
   stats(operations: readonly ServiceOp[]): Promise<Record<string, OperationStats>>;
+
+  /** The gateway's local outbox in front of this queue (src/queue/outbox.ts), when there is one. */
+  outbox?(): OutboxStats;
 
   /** Resolves when the backend answers; rejects with UNAVAILABLE otherwise. */
   ping(): Promise<void>;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { SERVICE_OPS } from '../../shared/operations.js';
-import type { DurableQueue } from '../../queue/types.js';
+import type { DurableQueue, OutboxStats } from '../../queue/types.js';
 import type { ReplicaStatus, Upstreams } from '../../upstream/index.js';
 
 export interface HealthDeps {
@@ -19,10 +19,12 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
     const queueOk = await queueAnswers(deps.queue);
     const services = deps.upstreams.status();
     const allServing = Object.values(services).every(isServing);
-    const ready = queueOk || allServing;
+    const outbox = outboxOf(deps.queue);
+    // With room in the outbox a request is accepted even while Redis is away.
+    const ready = queueOk || (outbox !== undefined && outbox.depth < outbox.max) || allServing;
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'unavailable',
-      queue: { backend: deps.queue.backend, ok: queueOk },
+      queue: { backend: deps.queue.backend, ok: queueOk, ...(outbox && { outbox }) },
       services: Object.fromEntries(
         Object.entries(services).map(([op, replicas]) => [op, { serving: isServing(replicas), replicas }]),
       ),
@@ -35,7 +37,7 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
     return {
       version: deps.version,
       uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
-      queue: { backend: deps.queue.backend, ok: stats !== undefined },
+      queue: { backend: deps.queue.backend, ok: stats !== undefined, ...withOutbox(deps.queue) },
       services: Object.fromEntries(
         SERVICE_OPS.map((op) => [op, { serving: isServing(services[op]), replicas: services[op], queue: stats?.[op] ?? null }]),
       ),
@@ -45,6 +47,20 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
 
 /** A service can take calls when one of its replicas reports SERVING and its circuit is closed. */
 const isServing = (replicas: readonly ReplicaStatus[]) => replicas.some((r) => r.health === 'SERVING' && r.breaker === 'closed');
+
+/** The outbox's depth and oldest age, when the gateway has one (undefined also when its file fails). */
+function outboxOf(queue: DurableQueue): OutboxStats | undefined {
+  try {
+    return queue.outbox?.();
+  } catch {
+    return undefined;
+  }
+}
+
+const withOutbox = (queue: DurableQueue) => {
+  const outbox = outboxOf(queue);
+  return outbox ? { outbox } : {};
+};
 
 async function queueAnswers(queue: DurableQueue): Promise<boolean> {
   try {
