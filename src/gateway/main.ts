@@ -9,7 +9,7 @@ import { buildGateway } from './build.js';
 /** `calcmesh gateway`: the only place the gateway binds an address. */
 export async function mainGateway(config: Config, logger: Logger): Promise<void> {
   const queue = openQueue({
-    redisUrl: config.redisUrl,
+    redis: config.redis,
     dataDir: config.dataDir,
     resultTtlS: config.resultTtlS,
     maxDeliveries: config.maxDeliveries,

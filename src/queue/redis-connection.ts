@@ -8,8 +8,12 @@
  *  - reconnection forever in the background with a capped backoff, so it recovers by itself.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisSettings } from '../shared/config.js';
 import { unavailable, type CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+
+/** Where Redis is: a URL (one server) or the settings of a topology (CALC_REDIS_*). */
+export type RedisTarget = string | RedisSettings;
 
 export interface ConnectionSettings {
   /** Upper bound of one command on the shared connection. */
@@ -34,6 +38,50 @@ export function connectionOptions(settings: ConnectionSettings, name: string): R
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), MAX_RECONNECT_DELAY_MS),
     enableAutoPipelining: true,
   };
+}
+
+const hostPort = (target: string) => {
+  const at = target.lastIndexOf(':');
+  return { host: target.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(target.slice(at + 1)) };
+};
+
+/**
+ * A client of the target's current master. Behind Sentinel, ioredis asks the sentinels where the
+ * master is on every (re)connection, and the failover detector drops the connection to the old
+ * master as soon as a sentinel announces +switch-master. A demoted master that still answers
+ * refuses writes with READONLY: that error also drops the connection (nothing is resent), so the
+ * next command goes to the new master.
+ */
+export function createClient(target: RedisTarget, options: RedisOptions): Redis {
+  if (typeof target === 'string') return new Redis(target, options);
+  if (target.topology === 'standalone') {
+    return new Redis(target.url!, { ...(target.password && { password: target.password }), ...options, ...passwordOf(target.url!) });
+  }
+  if (target.topology === 'sentinel') {
+    return new Redis({
+      ...options,
+      sentinels: target.sentinels!.map(hostPort),
+      name: target.master,
+      ...(target.password && { password: target.password }),
+      ...(target.sentinelPassword && { sentinelPassword: target.sentinelPassword }),
+      failoverDetector: true,
+      sentinelMaxConnections: 3,
+      // A sentinel that accepts connections and never answers must not hold up finding the master.
+      sentinelCommandTimeout: options.commandTimeout ?? 1000,
+      reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 1 : false),
+    });
+  }
+  throw new Error('a Redis Cluster is opened with createClusterClient');
+}
+
+/** A URL's own password wins over CALC_REDIS_PASSWORD. */
+function passwordOf(url: string): RedisOptions {
+  try {
+    const password = decodeURIComponent(new URL(url).password);
+    return password ? { password } : {};
+  } catch {
+    return {};
+  }
 }
 
 /**

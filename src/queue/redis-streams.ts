@@ -5,11 +5,11 @@
  * from ids they read, so the backend targets a standalone Redis (or Sentinel), not Redis Cluster.
  */
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import type { ServiceOp } from '../shared/operations.js';
 import { claimedTask, entryFields, keys, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
+import { replicaAcknowledgement } from './redis-wait.js';
 import { DEAD_LETTER_CODE, closedError, deadLetterCap, toUnavailable } from './errors.js';
-import { Connection, blockingOptions, connectionOptions, isNoGroup, type ConnectionSettings } from './redis-connection.js';
+import { Connection, blockingOptions, connectionOptions, createClient, isNoGroup, type ConnectionSettings, type RedisTarget } from './redis-connection.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
 export interface RedisQueueOptions extends QueueOptions {
@@ -42,18 +42,26 @@ const SCRIPTS = [
   ['calcPrune', 'prune', 1],
 ] as const;
 
-export function createRedisQueue(url: string, options: RedisQueueOptions): DurableQueue {
+export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions): DurableQueue {
   const now = options.now ?? Date.now;
   const settings: ConnectionSettings = {
     commandTimeoutMs: options.commandTimeoutMs ?? 1000,
     firstConnectMs: Math.max(options.commandTimeoutMs ?? 1000, 2000),
     logger: options.logger,
   };
-  const main = new Connection(new Redis(url, connectionOptions(settings, 'calcmesh-queue')), settings, 'main');
+  const main = new Connection(createClient(target, connectionOptions(settings, 'calcmesh-queue')), settings, 'main');
+  const minReplicas = typeof target === 'string' ? 0 : target.minReplicas;
+  // A WAIT blocks its connection: with replicas to wait for, confirmed writes get their own.
+  const writer = minReplicas > 0 ? new Connection(createClient(target, connectionOptions(settings, 'calcmesh-queue-writer')), settings, 'writer') : main;
   for (const [name, file, numberOfKeys] of SCRIPTS) {
-    main.redis.defineCommand(name, { numberOfKeys, lua: readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8') });
+    const lua = readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8');
+    main.redis.defineCommand(name, { numberOfKeys, lua });
+    if (writer !== main) writer.redis.defineCommand(name, { numberOfKeys, lua });
   }
   const scripts = main.redis as unknown as Scripts;
+  const writes = writer.redis as unknown as Scripts;
+  // WAIT answers before the command timeout would cut it.
+  const confirm = replicaAcknowledgement(writer, minReplicas, Math.max(1, Math.floor(settings.commandTimeoutMs / 2)));
   // One blocking connection per operation, created on its first blocking claim.
   const blockers = new Map<ServiceOp, Connection>();
   const groups = new Set<ServiceOp>();
@@ -65,13 +73,13 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
   let closed = false;
 
   /** Runs a command once the connection is usable; every failure becomes UNAVAILABLE. */
-  async function run<T>(command: () => Promise<T>): Promise<T> {
+  async function run<T>(command: () => Promise<T>, connection = main): Promise<T> {
     if (closed) throw closedError();
     try {
-      await main.ready();
+      await connection.ready();
       return await command();
     } catch (error) {
-      main.dropIfTimedOut(error);
+      connection.dropIfTimedOut(error);
       throw toUnavailable(error);
     }
   }
@@ -103,7 +111,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
   function blocker(op: ServiceOp): Connection {
     let connection = blockers.get(op);
     if (!connection) {
-      const redis = new Redis(url, blockingOptions(settings, `calcmesh-queue-${op}`));
+      const redis = createClient(target, blockingOptions(settings, `calcmesh-queue-${op}`));
       connection = new Connection(redis, settings, `block:${op}`);
       blockers.set(op, connection);
     }
@@ -182,15 +190,15 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
         ...(task.expression !== undefined && { expression: task.expression }),
         createdAt: now(),
       };
-      const stored = await run(() =>
-        scripts.calcEnqueue(keys.ticket(task.id), keys.stream(task.operation), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket)),
-      );
+      const stored = await run(() => confirm(() =>
+        writes.calcEnqueue(keys.ticket(task.id), keys.stream(task.operation), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket)),
+      ), writer);
       return ticketFromFlat(stored) ?? ticket;
     },
 
     async saveTicket(ticket: Ticket): Promise<void> {
       const key = keys.ticket(ticket.id);
-      const replies = await run(() => main.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec());
+      const replies = await run(() => confirm(() => writer.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec()), writer);
       // EXEC reports a failed command inside the transaction as a reply, not as a rejection.
       const failed = replies?.find(([error]) => error) ?? (replies ? undefined : [new Error('transaction aborted')]);
       if (failed) throw toUnavailable(failed[0]);
@@ -209,7 +217,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
 
     async reserveKey(client: string, key: string, id: string): Promise<string | undefined> {
       // SET … NX GET (Redis ≥ 7.0): sets and reports the previous holder in one command.
-      const held = await run(() => main.redis.call('SET', [keys.idempotency(client, key), id, 'NX', 'GET', 'EX', options.resultTtlS]) as Promise<string | null>);
+      const held = await run(() => confirm(() => writer.redis.call('SET', [keys.idempotency(client, key), id, 'NX', 'GET', 'EX', options.resultTtlS]) as Promise<string | null>), writer);
       return held === null || held === id ? undefined : held;
     },
 
@@ -242,7 +250,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
         if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result), '', '');
         else argv.push(entryId, task.id, 'failed', '', outcome.error.code, outcome.error.message);
       }
-      await run(() => scripts.calcComplete(keys.stream(op), ...argv));
+      await run(() => confirm(() => writes.calcComplete(keys.stream(op), ...argv)), writer);
     },
 
     async retryLater(op: ServiceOp, task: ClaimedTask, delayMs: number): Promise<void> {
@@ -274,6 +282,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       for (const connection of blockers.values()) connection.close();
       blockers.clear();
       main.close();
+      if (writer !== main) writer.close();
     },
   };
 }

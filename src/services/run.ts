@@ -29,7 +29,7 @@ export async function runService(options: RunServiceOptions): Promise<void> {
   const bound = await host.listen(config.service.host, options.port);
   logger.info({ op, host: config.service.host, port: bound }, `${op} service listening`);
 
-  const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  const queue = openQueue({ redis: config.redis, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
   const metricsPort = config.service.metricsPort ?? (bound + 1000 <= 65535 ? bound + 1000 : -1);
   const metricsServer = metricsPort >= 0 ? serveMetrics(options.metrics, config.service.host, metricsPort, logger) : undefined;
   const handle = options.handle;
