@@ -8,6 +8,67 @@ import type { ClaimedTask, NewTask, Ticket, TicketStatus } from './types.js';
 
 const PREFIX = 'calcmesh:';
 
+/**
+ * The layout of one Redis: where an operation's queue (partition `p`) and its tickets live.
+ * Untagged (one Redis, Sentinel, one partition): the names above, as they always were, so an
+ * upgrade finds what an older version stored. Tagged (Redis Cluster, or CALC_QUEUE_PARTITIONS >
+ * 1): every key a script touches shares the hash tag `{calcmesh:<op>:<p>}`, so each script runs on
+ * one slot. A ticket lives in the tag of its operation and of the partition its id hashes to, so
+ * it is found by id among the five operations' tags; a client's completed tickets are listed per
+ * tag, and an Idempotency-Key is one key of its own (any slot).
+ */
+export interface KeyLayout {
+  readonly tagged: boolean;
+  readonly partitions: number;
+  partitionOf(id: string): number;
+  stream(op: ServiceOp, p: number): string;
+  dead(op: ServiceOp, p: number): string;
+  delayed(op: ServiceOp, p: number): string;
+  group(op: ServiceOp): string;
+  ticketPrefix(op: ServiceOp, p: number): string;
+  ticket(op: ServiceOp, p: number, id: string): string;
+  pendingPrefix(op: ServiceOp, p: number): string;
+  pending(op: ServiceOp, p: number, client: string): string;
+  idempotency(client: string, key: string): string;
+}
+
+export function keyLayout(tagged: boolean, partitions: number): KeyLayout {
+  if (!tagged) {
+    return {
+      tagged, partitions: 1, partitionOf: () => 0,
+      stream: (op) => keys.stream(op), dead: (op) => keys.dead(op), delayed: (op) => keys.delayed(op), group: keys.group,
+      ticketPrefix: () => keys.ticketPrefix, ticket: (_op, _p, id) => keys.ticket(id),
+      pendingPrefix: () => keys.pendingPrefix, pending: (_op, _p, client) => keys.pending(client),
+      idempotency: keys.idempotency,
+    };
+  }
+  const tag = (op: ServiceOp, p: number) => `${PREFIX}{${op}:${p}}:`;
+  return {
+    tagged, partitions,
+    partitionOf: (id) => fnv1a(id) % partitions,
+    stream: (op, p) => `${tag(op, p)}stream`,
+    dead: (op, p) => `${tag(op, p)}dead`,
+    delayed: (op, p) => `${tag(op, p)}delayed`,
+    group: keys.group,
+    ticketPrefix: (op, p) => `${tag(op, p)}ticket:`,
+    ticket: (op, p, id) => `${tag(op, p)}ticket:${id}`,
+    pendingPrefix: (op, p) => `${tag(op, p)}pending:`,
+    pending: (op, p, client) => `${tag(op, p)}pending:${client}`,
+    idempotency: keys.idempotency,
+  };
+}
+
+/** 32-bit FNV-1a: the same partition for an id in every process, cheap, well spread. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** The untagged names (one Redis or Sentinel, one partition). */
 export const keys = {
   stream: (op: ServiceOp) => `${PREFIX}stream:${op}`,
   dead: (op: ServiceOp) => `${PREFIX}dead:${op}`,

@@ -131,7 +131,11 @@ function redisSettings(env: Env): RedisSettings | undefined {
   };
   if (env.CALC_REDIS_URL) return { topology: 'standalone', url: env.CALC_REDIS_URL, ...common };
   if (env.CALC_REDIS_SENTINELS) return { topology: 'sentinel', sentinels: parseTargets(env.CALC_REDIS_SENTINELS, 'CALC_REDIS_SENTINELS'), ...common };
-  if (env.CALC_REDIS_CLUSTER) return { topology: 'cluster', nodes: parseTargets(env.CALC_REDIS_CLUSTER, 'CALC_REDIS_CLUSTER'), ...common };
+  if (env.CALC_REDIS_CLUSTER) {
+    // WAIT goes to the node that took the write; in Cluster that routing is not built yet.
+    if (common.minReplicas > 0) throw invalidArgument('CALC_REDIS_MIN_REPLICAS is not supported with CALC_REDIS_CLUSTER yet; set it to 0');
+    return { topology: 'cluster', nodes: parseTargets(env.CALC_REDIS_CLUSTER, 'CALC_REDIS_CLUSTER'), ...common };
+  }
   return undefined;
 }
 
