@@ -28,5 +28,7 @@ export function openQueue(options: OpenQueueOptions): DurableQueue {
   const target = settings ?? redisUrl;
   if (!target) return createSqliteQueue(dataDir, queueOptions);
   const redis = createRedisQueue(target, queueOptions);
-  return outbox ? withOutbox(redis, { dir: dataDir, max: outbox.max, logger: queueOptions.logger, now: queueOptions.now }) : redis;
+  return outbox
+    ? withOutbox(redis, { dir: dataDir, max: outbox.max, keyTtlMs: queueOptions.resultTtlS * 1000, logger: queueOptions.logger, now: queueOptions.now })
+    : redis;
 }

@@ -5,6 +5,9 @@
  *   task:<ticket id>        a queued request (body: the NewTask and its queued ticket)
  *   ticket:<ticket id>      a ticket answered directly, kept for its Idempotency-Key (body: Ticket)
  *   key:<len>:<client>:<key> an Idempotency-Key bound to its holder (body: the holder string)
+ * Beside it, `seen_keys` remembers every Idempotency-Key this gateway reserved in Redis (until
+ * it expires there): while Redis is away, a key found there is known to be held, and only a key
+ * never seen is new. Without it, a retry arriving during an outage would be taken for a new request.
  * WAL with synchronous NORMAL: a committed row survives a kill -9 of the gateway (not an OS crash
  * before the next checkpoint, the same promise the embedded queue makes).
  */
@@ -35,7 +38,15 @@ CREATE TABLE IF NOT EXISTS journal (
   kind TEXT NOT NULL,
   body TEXT NOT NULL,
   at INTEGER NOT NULL
-);`;
+);
+CREATE TABLE IF NOT EXISTS seen_keys (
+  client TEXT NOT NULL,
+  key TEXT NOT NULL,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (client, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_keys_expiry ON seen_keys (expires_at);`;
 
 const keyRef = (client: string, key: string) => `key:${client.length}:${client}:${key}`;
 
@@ -54,6 +65,9 @@ export function openJournal(dir: string) {
     count: db.prepare<[], number>('SELECT COUNT(*) FROM journal').pluck(),
     any: db.prepare<[], number>('SELECT 1 FROM journal LIMIT 1').pluck(),
     oldest: db.prepare<[], number | null>('SELECT MIN(at) FROM journal').pluck(),
+    remember: db.prepare('INSERT OR REPLACE INTO seen_keys (client, key, holder, expires_at) VALUES (?, ?, ?, ?)'),
+    seen: db.prepare<[string, string, number], string>('SELECT holder FROM seen_keys WHERE client = ? AND key = ? AND expires_at > ?').pluck(),
+    forget: db.prepare('DELETE FROM seen_keys WHERE expires_at <= ?'),
   };
 
   /** Inserts unless the ref is there already, refusing a new row beyond `max`; returns the row now stored. */
@@ -97,6 +111,10 @@ export function openJournal(dir: string) {
       const row = q.byRef.get(keyRef(client, key));
       return row ? (JSON.parse(row.body) as { holder: string }).holder : undefined;
     },
+    /** A key Redis holds for `holder`, as this gateway learned it, until it expires there. */
+    rememberKey: (client: string, key: string, holder: string, expiresAt: number) => void q.remember.run(client, key, holder, expiresAt),
+    seenKey: (client: string, key: string, at: number): string | undefined => q.seen.get(client, key, at),
+    forgetKeys: (at: number) => q.forget.run(at).changes,
     head: (limit: number): JournalEntry[] => q.head.all(limit).map(entry),
     remove: (seq: number) => void q.remove.run(seq),
     isEmpty: () => q.any.get() === undefined,

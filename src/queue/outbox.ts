@@ -10,9 +10,11 @@
  * order in which they reach Redis the order in which they were accepted.
  *
  * Reads look in the journal first: a journaled ticket reads back `queued`, a journaled key holds
- * its request. A key reserved here while Redis was down is not known to other gateways until it
- * is forwarded; if another gateway took the same key meanwhile, both requests were accepted and
- * both are computed (logged as a conflict when forwarding). Consumers never use the outbox.
+ * its request. While Redis is away a key is taken as new only if this gateway never saw it held
+ * in Redis (seen_keys); a key it saw is replayed from what is at hand, or refused (503) — never
+ * computed again. A key new here may still have been used at another gateway: if that one holds
+ * it in Redis when the key is forwarded, both requests stand (logged as a conflict).
+ * Consumers never use the outbox.
  */
 import { CalcError, unavailable } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -25,6 +27,8 @@ export interface OutboxOptions {
   readonly dir: string;
   /** Journal rows kept at most (CALC_OUTBOX_MAX); a write beyond it is refused (503). */
   readonly max: number;
+  /** How long Redis keeps an Idempotency-Key (CALC_RESULT_TTL_S): as long the outbox remembers it was held. */
+  readonly keyTtlMs: number;
   readonly logger?: Logger | undefined;
   readonly now?: () => number;
 }
@@ -32,6 +36,7 @@ export interface OutboxOptions {
 const BATCH = 200;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 1000;
+const FORGET_EVERY_MS = 60_000;
 
 const isUnavailable = (error: unknown) => error instanceof CalcError && error.code === 'UNAVAILABLE';
 
@@ -62,6 +67,7 @@ export function withOutbox(inner: DurableQueue, options: OutboxOptions): Durable
       await inner.saveTicket(entry.ticket);
     } else {
       const held = await inner.reserveKey(entry.client, entry.key, entry.holder);
+      remember(entry.client, entry.key, held ?? entry.holder);
       if (held !== undefined) {
         logger?.warn({ client: entry.client, held }, 'outbox: an Idempotency-Key journaled here was taken by another gateway meanwhile; both requests stand');
       }
@@ -120,6 +126,23 @@ export function withOutbox(inner: DurableQueue, options: OutboxOptions): Durable
   }
 
   if (!local(() => journal.isEmpty())) kick();
+  const forgetting = setInterval(() => {
+    try {
+      journal.forgetKeys(now());
+    } catch (error) {
+      logger?.warn({ err: error }, 'outbox: could not forget expired keys');
+    }
+  }, FORGET_EVERY_MS);
+  forgetting.unref();
+
+  /** Best effort: a key not remembered only means a retry during an outage is refused or taken as new. */
+  function remember(client: string, key: string, holder: string): void {
+    try {
+      journal.rememberKey(client, key, holder, now() + options.keyTtlMs);
+    } catch (error) {
+      logger?.warn({ err: error }, 'outbox: could not remember an idempotency key');
+    }
+  }
 
   return {
     backend: inner.backend,
@@ -153,17 +176,22 @@ export function withOutbox(inner: DurableQueue, options: OutboxOptions): Durable
     takeCompleted: (client, limit) => inner.takeCompleted(client, limit),
 
     async reserveKey(client: string, key: string, id: string): Promise<string | undefined> {
-      const held = local(() => journal.keyHolder(client, key));
-      if (held !== undefined) return held === id ? undefined : held;
+      const journaled = local(() => journal.keyHolder(client, key));
+      if (journaled !== undefined) return journaled === id ? undefined : journaled;
+      let held: string | undefined;
       try {
-        return await inner.reserveKey(client, key, id);
+        held = await inner.reserveKey(client, key, id);
       } catch (error) {
         if (!isUnavailable(error)) throw error;
+        const seen = local(() => journal.seenKey(client, key, now()));
+        if (seen !== undefined) return seen === id ? undefined : seen;
         const holder = local(() => journal.putKey(client, key, id, now(), max));
         if (holder === undefined) throw full();
         kick();
         return holder === id ? undefined : holder;
       }
+      remember(client, key, held ?? id);
+      return held;
     },
 
     claim: (op, consumer, count, claimOptions) => inner.claim(op, consumer, count, claimOptions),
@@ -180,6 +208,7 @@ export function withOutbox(inner: DurableQueue, options: OutboxOptions): Durable
     async close(): Promise<void> {
       closed = true;
       clearTimeout(timer);
+      clearInterval(forgetting);
       await forwarding;
       journal.close();
       await inner.close();

@@ -36,7 +36,7 @@ runQueueContract('redis behind the outbox', async (options) => {
     serverTime: true,
     open() {
       const inner = createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5, ...options, now: clock.now });
-      const queue = withOutbox(inner, { dir, max: 1000, now: clock.now });
+      const queue = withOutbox(inner, { dir, max: 1000, keyTtlMs: 3_600_000, now: clock.now });
       opened.push(queue);
       return queue;
     },
@@ -49,7 +49,7 @@ runQueueContract('redis behind the outbox', async (options) => {
 
 test('when Redis is away, then accepted tasks are journaled; when it returns, then they reach it once each, in the order accepted', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'calcmesh-outbox-'));
-  const queue = withOutbox(createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5 }), { dir, max: 1000 });
+  const queue = withOutbox(createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5 }), { dir, max: 1000, keyTtlMs: 3_600_000 });
   try {
     await admin.flushall();
     await queue.ping();
@@ -63,6 +63,24 @@ test('when Redis is away, then accepted tasks are journaled; when it returns, th
     const claimed = await queue.claim('add', 'c1', 100, { leaseMs: 60_000, blockMs: 0 });
     assert.deepEqual(claimed.map((t) => t.id), tasks.map((t) => t.id));
   } finally {
+    await queue.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('when a key held in Redis is retried while Redis is away, then the outbox answers its first holder and never takes it for a new request', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'calcmesh-outbox-'));
+  const queue = withOutbox(createRedisQueue(server.url, { resultTtlS: 3600, maxDeliveries: 5 }), { dir, max: 1000, keyTtlMs: 3_600_000 });
+  try {
+    await server.restart();
+    await admin.flushall();
+    assert.equal(await queue.reserveKey('alice', 'k1', 'first'), undefined);
+    await server.kill();
+    assert.equal(await queue.reserveKey('alice', 'k1', 'second'), 'first', 'the retry replays the first holder');
+    assert.equal(await queue.reserveKey('alice', 'k2', 'new'), undefined, 'a key never seen is new, and journaled');
+    assert.equal(await queue.reserveKey('alice', 'k2', 'again'), 'new');
+  } finally {
+    await server.restart();
     await queue.close();
     rmSync(dir, { recursive: true, force: true });
   }
