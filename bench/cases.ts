@@ -103,8 +103,8 @@ export async function bareCase(s: CaseSettings): Promise<Row> {
   }
 }
 
-/** The direct path; `client` picks the gateway's gRPC client (the lean node:http2 one by default, or grpc-js). */
-export async function directCase(s: CaseSettings, client: 'h2' | 'grpc-js' = 'h2'): Promise<Row> {
+/** The direct path; `client` picks the gateway's gRPC client (the lean node:http2 one by default, grpc-js, or the multiplexed stream). */
+export async function directCase(s: CaseSettings, client: 'h2' | 'grpc-js' | 'stream' = 'h2'): Promise<Row> {
   return withSystem(s, 'sqlite', ['add'], true, async (system, depth) => {
     const url = `${system.url}/add/6/7`;
     const body = await expectStatus(url, 200);
@@ -112,7 +112,7 @@ export async function directCase(s: CaseSettings, client: 'h2' | 'grpc-js' = 'h2
     const before = await depth('add');
     const r = await measure(s, url);
     const queued = (await depth('add')) - before;
-    const label = client === 'h2' ? '2. gateway direct GET /add/6/7' : '2b. the same, gateway calling through grpc-js';
+    const label = { h2: '2. gateway direct GET /add/6/7, unary calls (node:http2, CALC_GRPC_CLIENT=h2)', 'grpc-js': '2b. the same, gateway calling through grpc-js', stream: '2c. the same over one multiplexed Stream rpc (the default)' }[client];
     return loadRow(label, r, queued === 0 ? 'all answered directly (nothing queued)' : `${queued} requests were queued instead of answered`);
   }, { CALC_GRPC_CLIENT: client });
 }
@@ -142,7 +142,7 @@ export async function drainCase(s: CaseSettings, backend: Backend): Promise<Row>
   });
 }
 
-export async function evaluateCase(s: CaseSettings): Promise<Row> {
+export async function evaluateCase(s: CaseSettings, client: 'h2' | 'stream' = 'h2'): Promise<Row> {
   return withSystem(s, 'sqlite', SERVICE_OPS, true, async (system, depth) => {
     const url = `${system.url}/v1/evaluate`;
     const jsonBody = JSON.stringify({ expression: EXPRESSION });
@@ -152,7 +152,7 @@ export async function evaluateCase(s: CaseSettings): Promise<Row> {
     const r = await measure(s, url, jsonBody);
     const queued = (await depth('evaluate')) - before;
     const note = `${EXPRESSION} = 35: 5 gRPC calls per request (gateway → evaluate → add, divide, multiply, subtract)${queued === 0 ? '' : `; ${queued} queued`}`;
-    return loadRow('5. evaluator POST /v1/evaluate', r, note);
-  });
+    return loadRow(client === 'h2' ? '5. evaluator POST /v1/evaluate' : '5c. the same, every call over the Stream rpc', r, note);
+  }, { CALC_GRPC_CLIENT: client });
 }
 

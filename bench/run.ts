@@ -13,7 +13,7 @@ import { cleanupAll, installCleanupHandlers, isAborting, tempDir } from './procs
 import { fmtRatio, machineInfo, renderMarkdown, renderText, type Ratio, type Report, type Row, type Target } from './report.js';
 import { SERVER_LOG_LEVEL } from './system.js';
 
-const CASES = ['bare', 'direct', 'direct-grpc-js', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'memory'] as const;
+const CASES = ['bare', 'direct', 'direct-grpc-js', 'direct-stream', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'evaluate-stream', 'memory'] as const;
 type CaseName = (typeof CASES)[number];
 
 const USAGE = `usage: npm run bench -- [options]
@@ -119,13 +119,15 @@ try {
   await step('bare', 'bare node:http', () => bareCase(settings));
   await step('direct', 'gateway direct path', () => directCase(settings));
   await step('direct-grpc-js', 'gateway direct path through grpc-js', () => directCase(settings, 'grpc-js'));
+  await step('direct-stream', 'gateway direct path over the Stream rpc', () => directCase(settings, 'stream'));
   await step('queued-redis', 'queued path, Redis', () => queuedCase(settings, 'redis'));
   await step('queued-sqlite', 'queued path, SQLite', () => queuedCase(settings, 'sqlite'));
   await step('drain-redis', 'drain, Redis', () => drainCase(settings, 'redis'));
   await step('drain-sqlite', 'drain, SQLite', () => drainCase(settings, 'sqlite'));
   await step('evaluate', 'evaluator path', () => evaluateCase(settings));
+  await step('evaluate-stream', 'evaluator path over the Stream rpc', () => evaluateCase(settings, 'stream'));
   await step('memory', 'gateway memory', async () => {
-    memory = await memoryCase(settings, memoryRequests, rows.get('direct')?.rate, log);
+    memory = await memoryCase(settings, memoryRequests, (rows.get('direct-stream') ?? rows.get('direct'))?.rate, log);
     return memory.row;
   });
 } finally {
@@ -143,11 +145,20 @@ const ratios: Ratio[] = [
   { label: 'queued (Redis) ÷ direct', value: queuedRedis },
   { label: 'queued (SQLite) ÷ direct', value: queuedSqlite },
   { label: 'evaluator ÷ direct', value: div(rate('evaluate'), rate('direct')) },
+  { label: 'direct over the Stream rpc ÷ bare', value: div(rate('direct-stream'), rate('bare')) },
+  { label: 'direct over the Stream rpc ÷ direct unary (node:http2)', value: div(rate('direct-stream'), rate('direct')) },
+  { label: 'evaluator over the Stream rpc ÷ direct over the Stream rpc', value: div(rate('evaluate-stream'), rate('direct-stream')) },
 ];
 const atLeast = (value: number | undefined, min: number) => (value === undefined ? undefined : value >= min);
 const tasks = (name: CaseName) => (rate(name) === undefined ? '—' : `${Math.round(rate(name)!).toLocaleString('en-US')} tasks/s`);
 const p99 = rows.get('direct')?.p99Ms;
+const streamOverBare = div(rate('direct-stream'), rate('bare'));
+const streamP99 = rows.get('direct-stream')?.p99Ms;
+const evalOverDirectStream = div(rate('evaluate-stream'), rate('direct-stream'));
 const targets: Target[] = [
+  { figure: 'direct over the Stream rpc ÷ bare Node HTTP, 64 connections (issue 13)', target: '≥ 0.5', measured: fmtRatio(streamOverBare), ok: atLeast(streamOverBare, 0.5) },
+  { figure: 'direct over the Stream rpc, p99 at 64 connections (issue 13)', target: '≤ 15 ms', measured: streamP99 === undefined ? '—' : `${streamP99.toFixed(1)} ms`, ok: streamP99 === undefined ? undefined : streamP99 <= 15 },
+  { figure: 'evaluator ÷ direct, both over the Stream rpc (issue 13)', target: '≥ 0.35', measured: fmtRatio(evalOverDirectStream), ok: atLeast(evalOverDirectStream, 0.35) },
   { figure: 'direct path ÷ bare Node HTTP', target: '≥ 0.25', measured: fmtRatio(directOverBare), ok: atLeast(directOverBare, 0.25) },
   { figure: 'direct path p99 at 64 connections', target: '≤ 20 ms', measured: p99 === undefined ? '—' : `${p99.toFixed(1)} ms`, ok: p99 === undefined ? undefined : p99 <= 20 },
   { figure: 'queued path (Redis) ÷ direct path', target: '≥ 0.8', measured: fmtRatio(queuedRedis), ok: atLeast(queuedRedis, 0.8) },

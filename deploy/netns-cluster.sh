@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # calcmesh on seven "hosts" of one machine: a network namespace per host (gateway, redis, add,
 # subtract, multiply, divide, evaluate), joined by a bridge in the root namespace, each component
-# started inside its own and configured only through the environment, as README's "Deploying on
-# five hosts" says. Needs root, iproute2 (ip, tc), redis-server, and a built project (dist/).
+# started inside its own as its systemd unit starts it (deploy/systemd/: the unit's ExecStart and
+# Environment=, and calcmesh.env as its EnvironmentFile with this cluster's addresses), and
+# waited for with `calcmesh probe`, as README's "Five hosts with systemd" says. Needs root,
+# iproute2 (ip, tc), redis-server, /usr/bin/node (the units' ExecStart) and a built dist/.
 #
 #   deploy/netns-cluster.sh up | down | status
 #   deploy/netns-cluster.sh cut <host> [loss|link]    partition one host (default: loss)
@@ -14,7 +16,8 @@
 #   CALC_NETNS_RUN      pids, logs, Redis data (default /tmp/calcmesh-netns-<prefix>)
 #   CALC_NETNS_START_TIMEOUT_S   bound of each wait while starting (default 30)
 #   CALC_* (CALC_DEADLINE_MS, CALC_BREAKER_*, …), LOG_LEVEL, GRPC_TRACE and GRPC_VERBOSITY
-#   (grpc-js diagnostics) are handed to every component; the addresses are this script's.
+#   (grpc-js diagnostics) are added to every component's EnvironmentFile ($RUN/calcmesh.env);
+#   the addresses are this script's.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -107,32 +110,91 @@ network_up() {
 
 # --- components -------------------------------------------------------------------------------
 
-# What every calcmesh host gets, as in the README's guide: the same targets and Redis URL. CALC_*,
-# LOG_LEVEL and GRPC_TRACE/GRPC_VERBOSITY from the caller pass through; the topology overrides them.
-common_env() {
-  local name
-  ENV=(PATH="$PATH" HOME="$RUN")
-  for name in $(compgen -e); do
-    case $name in
-      CALC_NETNS_*) ;;
-      CALC_* | LOG_LEVEL | GRPC_TRACE | GRPC_VERBOSITY) ENV+=("$name=${!name}") ;;
-    esac
-  done
-  local password
-  password=$(cat "$RUN/redis/password")
-  ENV+=(CALC_REDIS_URL="redis://:$password@$(addr_of redis):${PORT[redis]}")
-  for name in "${SERVICES[@]}"; do
-    ENV+=("CALC_${name^^}_TARGETS=$(addr_of "$name"):${PORT[$name]}")
-  done
+# Every calcmesh host runs what its systemd unit (deploy/systemd/) runs: the unit's ExecStart
+# command line, its Environment= lines and WorkingDirectory=, and the EnvironmentFile rendered
+# from the unit directory's calcmesh.env with this cluster's addresses, as an operator writes
+# /etc/calcmesh/calcmesh.env. Specifiers are resolved as systemd does for the host: %i the
+# instance (the operation), %S the state root (here $RUN/state/<host>, where StateDirectory= is
+# made). The units' install directory /opt/calcmesh is this checkout. What systemd adds around
+# the command (DynamicUser, the sandbox, restarts) is not reproduced: components run as root.
+UNITS=$ROOT/deploy/systemd
+
+unit_file_of() { if [[ $1 == gateway ]]; then echo "$UNITS/calcmesh-gateway.service"; else echo "$UNITS/calcmesh-service@.service"; fi; }
+
+# unit_setting <unit file> <key>: the values of its `key=` lines, in order.
+unit_setting() { sed -n "s/^$2=//p" "$1"; }
+
+# Resolves a unit line's specifiers for a host.
+resolve() {
+  local line=$1 host=$2
+  line=${line//%i/$host}
+  line=${line//%S/$RUN/state/$host}
+  echo "${line//\/opt\/calcmesh/$ROOT}"
 }
 
-# Starts a command as a session leader inside the host's namespace, cwd the run dir, output to
-# its log. `ip netns exec` and `setsid` both exec (no fork here), so $! is the component's pid.
+# The EnvironmentFile of this cluster: calcmesh.env's lines with its addresses replaced by this
+# cluster's; CALC_*, LOG_LEVEL and GRPC_TRACE/GRPC_VERBOSITY from the caller are appended (the
+# last line of a name wins, as in systemd).
+render_env_file() {
+  local password name line
+  password=$(cat "$RUN/redis/password")
+  local -A topology=([CALC_REDIS_URL]="redis://:$password@$(addr_of redis):${PORT[redis]}")
+  for name in "${SERVICES[@]}"; do topology["CALC_${name^^}_TARGETS"]="$(addr_of "$name"):${PORT[$name]}"; done
+  (
+    umask 077
+    while IFS= read -r line; do
+      name=${line%%=*}
+      if [[ $line =~ ^[A-Z_][A-Z0-9_]*= && -n ${topology[$name]+set} ]]; then line="$name=${topology[$name]}"; fi
+      echo "$line"
+    done <"$UNITS/calcmesh.env"
+    echo "# added by netns-cluster.sh from its caller's environment"
+    for name in $(compgen -e); do
+      case $name in
+        CALC_NETNS_* | CALC_REDIS_URL | CALC_*_TARGETS) ;;
+        CALC_* | LOG_LEVEL | GRPC_TRACE | GRPC_VERBOSITY) echo "$name=${!name}" ;;
+      esac
+    done
+  ) >"$RUN/calcmesh.env"
+  [[ $(grep -c -e '^CALC_REDIS_URL=' -e '^CALC_[A-Z]*_TARGETS=' "$RUN/calcmesh.env") -eq 6 ]] || die "$UNITS/calcmesh.env must set CALC_REDIS_URL and the five CALC_<OP>_TARGETS"
+}
+
+# unit_env <host>: ENV for the host's component, built as systemd builds it: a PATH, the unit's
+# Environment= assignments, then the EnvironmentFile's NAME=value lines (which override them).
+unit_env() {
+  local host=$1 file word line
+  file=$(unit_file_of "$host")
+  ENV=(PATH="$PATH" HOME="$RUN")
+  while IFS= read -r line; do
+    for word in $(resolve "$line" "$host"); do ENV+=("$word"); done
+  done < <(unit_setting "$file" Environment)
+  [[ $(unit_setting "$file" EnvironmentFile) == /etc/calcmesh/calcmesh.env ]] || die "$file: expected EnvironmentFile=/etc/calcmesh/calcmesh.env"
+  while IFS= read -r line; do
+    if [[ $line =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then ENV+=("$line"); fi
+  done <"$RUN/calcmesh.env"
+}
+
+# unit_exec <host>: EXEC is the unit's ExecStart, WORKDIR its WorkingDirectory (made, as
+# StateDirectory= makes it).
+unit_exec() {
+  local host=$1 file
+  file=$(unit_file_of "$host")
+  read -r -a EXEC <<<"$(resolve "$(unit_setting "$file" ExecStart)" "$host")"
+  ((${#EXEC[@]} > 0)) || die "$file has no ExecStart"
+  [[ -x ${EXEC[0]} ]] || die "$file runs ${EXEC[0]}, which is not an executable here (install Node 20 there, or link it)"
+  WORKDIR=$(resolve "$(unit_setting "$file" WorkingDirectory)" "$host")
+  mkdir -p "$RUN/state/$host/$(unit_setting "$file" StateDirectory)" "$WORKDIR"
+}
+
+# Starts a command as a session leader inside the host's namespace, cwd $2, output to its log.
+# `ip netns exec` and `setsid` both exec (no fork here), so $! is the component's pid.
 launch() {
-  local host=$1
-  shift
-  (cd "$RUN" && exec ip netns exec "$(ns_of "$host")" setsid "$@" </dev/null >"$RUN/logs/$host.log" 2>&1) &
-  echo $! >"$(pidfile_of "$host")"
+  local host=$1 cwd=$2
+  shift 2
+  (cd "$cwd" && exec ip netns exec "$(ns_of "$host")" setsid "$@" </dev/null >"$RUN/logs/$host.log" 2>&1) &
+  local pid=$! until=$((SECONDS + 5))
+  echo "$pid" >"$(pidfile_of "$host")"
+  # Until the subshell has exec'd into the namespace, live_pid would take it for a dead component.
+  while running "$pid" && [[ $(ip netns identify "$pid" 2>/dev/null) != "$(ns_of "$host")" ]] && ((SECONDS < until)); do sleep 0.02; done
 }
 
 start_redis() {
@@ -152,19 +214,26 @@ daemonize no
 requirepass $(cat "$RUN/redis/password")
 EOF
   )
-  launch redis redis-server "$RUN/redis/redis.conf"
+  launch redis "$RUN" redis-server "$RUN/redis/redis.conf"
 }
 
 start_calcmesh() {
   local host=$1
   live_pid "$host" >/dev/null && return 0
-  local -a role
-  if [[ $host == gateway ]]; then
-    role=(CALC_GATEWAY_HOST="$(addr_of gateway)" CALC_GATEWAY_PORT="${PORT[gateway]}" "$NODE" "$ROOT/bin/calcmesh.js" gateway)
-  else
-    role=(CALC_SERVICE_HOST="$(addr_of "$host")" CALC_SERVICE_PORT="${PORT[$host]}" "$NODE" "$ROOT/bin/calcmesh.js" service "$host")
-  fi
-  launch "$host" env -i "${ENV[@]}" "${role[@]}"
+  unit_env "$host"
+  unit_exec "$host"
+  launch "$host" "$WORKDIR" env -i "${ENV[@]}" "${EXEC[@]}"
+}
+
+# Ready, as the containers' healthcheck sees it: `calcmesh probe` inside the host's namespace
+# with the host's unit environment (the gateway's /readyz, a service's grpc.health).
+probe_ready() {
+  local host=$1
+  local -a role=(service "$host")
+  [[ $host == gateway ]] && role=(gateway)
+  unit_env "$host"
+  unit_exec "$host"
+  ip netns exec "$(ns_of "$host")" env -i "${ENV[@]}" "${EXEC[0]}" "$ROOT/bin/calcmesh.js" probe "${role[@]}" --quiet --timeout-ms 1000 2>/dev/null
 }
 
 # Can `host`'s port be reached from the gateway's namespace (across the bridge)?
@@ -183,7 +252,7 @@ wait_until_reachable() {
         tail -n 20 "$RUN/logs/$host.log" >&2 || true
         die "$host exited while starting (log: $RUN/logs/$host.log); run '$0 down' to clean up"
       fi
-      reachable "$host" || pending+=("$host")
+      if [[ $host == redis ]]; then reachable "$host" || pending+=("$host"); else probe_ready "$host" || pending+=("$host"); fi
     done
     ((${#pending[@]} == 0)) && return 0
     ((SECONDS < until)) || die "not reachable after ${START_TIMEOUT_S}s: ${pending[*]} (logs under $RUN/logs)"
@@ -196,16 +265,15 @@ cmd_up() {
   check_tools
   [[ -f $ROOT/dist/cli/main.js ]] || die "$ROOT/dist is missing: run 'npm run build' first"
   command -v redis-server >/dev/null || die "redis-server is not on PATH: apt-get install redis-server"
-  NODE=$(command -v node) || die "node is not on PATH"
   if [[ -e $RUN && ! -e $RUN/$MARKER ]]; then die "$RUN exists and is not a netns-cluster run dir; set CALC_NETNS_RUN"; fi
-  mkdir -p "$RUN"/{pids,logs,redis}
+  mkdir -p "$RUN"/{pids,logs,redis,state}
   touch "$RUN/$MARKER"
   [[ -s $RUN/redis/password ]] || (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$RUN/redis/password")
 
   network_up
   start_redis
   wait_until_reachable redis
-  common_env
+  render_env_file
   local host
   for host in add subtract multiply divide evaluate; do start_calcmesh "$host"; done
   wait_until_reachable "${SERVICES[@]}"

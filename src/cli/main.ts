@@ -6,18 +6,22 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { loadConfig, type Env } from '../shared/config.js';
 import { CalcError } from '../shared/errors.js';
+import { EXIT_STARTUP_FAILURE, StartupError } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/logger.js';
 import { isServiceOp, SERVICE_OPS } from '../shared/operations.js';
 import { VERSION } from '../shared/version.js';
 import { callCommand, evalCommand, resultsCommand, statusCommand, type ClientOptions } from './client.js';
-import { localComponents, supervise } from './up.js';
+import { parseProbeRole, probe } from './probe.js';
+import { sendControl, serveControl } from './control.js';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 const ENTRY = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
 
 /** Server flags and the variables they stand for. */
 const SERVER_FLAGS = [
   ['--redis-url <url>', 'CALC_REDIS_URL', 'use Redis Streams as the queue (redis://[:password@]host:port[/db])'],
-  ['--data-dir <dir>', 'CALC_DATA_DIR', 'where the embedded queue keeps its file (default ./data)'],
+  ['--data-dir <dir>', 'CALC_DATA_DIR', 'where the embedded queue keeps its file (default $XDG_STATE_HOME/calcmesh or ~/.local/state/calcmesh)'],
   ['--deadline-ms <ms>', 'CALC_DEADLINE_MS', 'gRPC deadline of one forwarded call (default 1000)'],
   ['--log-level <level>', 'LOG_LEVEL', 'trace, debug, info, warn, error, silent (default info)'],
 ] as const;
@@ -62,10 +66,21 @@ export function buildProgram(): Command {
   const program = new Command('calcmesh').version(VERSION).description('A distributed calculator that stays correct when parts of it fail.');
 
   withServerFlags(program.command('up').description('the whole system on this machine: every component as a supervised child process'))
-    .action((flags) => {
+    .action(async (flags) => {
       const env = envFrom(flags);
       const config = loadConfig(env); // fail fast on a bad setting, before starting six processes
-      const supervisor = supervise({ entry: ENTRY, env, components: localComponents(config, env), pretty: process.stdout.isTTY === true });
+      // Loaded here only: pino-pretty alone is ~10 MB of every gateway's and service's RSS otherwise.
+      const { localComponents, supervise } = await import('./up.js');
+      const supervisor = supervise({
+        entry: ENTRY,
+        env,
+        components: localComponents(config, env),
+        pretty: process.stdout.isTTY === true,
+        onGiveUp: (why) => {
+          process.stderr.write(`calcmesh: ${why}\n`);
+          process.exit(1);
+        },
+      });
       let stopping = false;
       const stop = () => {
         if (stopping) return;
@@ -74,6 +89,27 @@ export function buildProgram(): Command {
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      try {
+        mkdirSync(dirname(config.controlSocket), { recursive: true });
+        await serveControl(config.controlSocket, (request) => ({ ok: true, message: supervisor.restart(request.name, request.signal) }));
+        print(`up | control socket ${config.controlSocket} (calcmesh restart <name>)`);
+      } catch (error) {
+        // The system runs without it; only `calcmesh restart` is unavailable.
+        process.stderr.write(`calcmesh: no control socket at ${config.controlSocket}: ${(error as Error).message}\n`);
+      }
+    });
+
+  program
+    .command('restart')
+    .argument('<name>', `a component of a running calcmesh up: ${[...SERVICE_OPS, 'gateway'].join(', ')}`)
+    .option('--signal <signal>', 'how to stop it: SIGTERM (graceful, the default) or SIGKILL (a crash)', 'SIGTERM')
+    .option('--data-dir <dir>', 'the data directory of that calcmesh up (its control socket is up.sock there); env CALC_DATA_DIR')
+    .description("stop one of calcmesh up's own children and start it again (for failover demos, instead of pkill)")
+    .action(async (name: string, flags) => {
+      const config = loadConfig(envFrom(flags));
+      const reply = await sendControl(config.controlSocket, { command: 'restart', name, signal: String(flags.signal).toUpperCase() as NodeJS.Signals });
+      print(reply.message);
+      process.exitCode = reply.ok ? 0 : 1;
     });
 
   const gatewayFlags = [
@@ -104,6 +140,21 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('probe')
+    .argument('[role]', 'gateway | service | relay (default: the role pid 1 runs, as in a container)')
+    .argument('[op]', SERVICE_OPS.join(' | '))
+    .option('--timeout-ms <ms>', 'how long to wait for the answer', '2000')
+    .option('--quiet', 'print nothing')
+    .description('exit 0 when the local component answers its readiness check (for container healthchecks)')
+    .action(async (role: string | undefined, op: string | undefined, flags) => {
+      const timeoutMs = Number(flags.timeoutMs);
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new Error(`--timeout-ms must be a whole number of milliseconds, got ${JSON.stringify(flags.timeoutMs)}`);
+      const { code, detail } = await probe(parseProbeRole(role, op), loadConfig(process.env), timeoutMs);
+      if (!flags.quiet) (code === 0 ? process.stdout : process.stderr).write(`${detail}\n`);
+      process.exitCode = code;
+    });
+
   clientCommand(program, 'call', 'compute one operation: calcmesh call add 6 7')
     .argument('<op>').argument('<a>').argument('<b>')
     .option('--wait <seconds>', 'when queued, wait up to this long for the result')
@@ -129,6 +180,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     await buildProgram().parseAsync(argv as string[]);
   } catch (error) {
     process.stderr.write(`calcmesh: ${(error as Error).message}\n`);
-    process.exitCode = 1;
+    // Exit rather than set an exit code: a half-started server may hold timers and sockets that
+    // would keep the process alive while it cannot work.
+    process.exit(error instanceof StartupError ? EXIT_STARTUP_FAILURE : 1);
   }
 }

@@ -8,6 +8,8 @@ export interface ActivityEntry {
   readonly at: number;
   readonly id: string | undefined;
   readonly requestId: string;
+  /** Whose request it was: a client sees only its own entries. */
+  readonly client: string;
   readonly operation: string;
   /** `6 7` for an operation, the expression for evaluate. */
   readonly input: string;
@@ -26,9 +28,10 @@ export function createActivityLog(capacity = 50) {
       else ring[next] = entry;
       next = (next + 1) % capacity;
     },
-    /** Newest first. */
-    latest(): ActivityEntry[] {
-      return [...ring.slice(next), ...ring.slice(0, next)].reverse();
+    /** Newest first; only this client's entries when `client` is given (undefined: an operator, all). */
+    latest(client?: string): ActivityEntry[] {
+      const all = [...ring.slice(next), ...ring.slice(0, next)].reverse();
+      return client === undefined ? all : all.filter((entry) => entry.client === client);
     },
   };
 }

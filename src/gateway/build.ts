@@ -22,6 +22,8 @@ import { dashboardRoutes } from '../dashboard/index.js';
 import { createActivityLog } from './activity.js';
 import { installOpenApi } from './openapi.js';
 import { installRateLimit } from './rate-limit.js';
+import { answerConnect } from './methods.js';
+import { capConnections } from './connections.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 
 export interface GatewayDeps {
@@ -32,12 +34,20 @@ export interface GatewayDeps {
   readonly metrics?: GatewayMetrics;
 }
 
-export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit'>>;
+export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit' | 'adminKeys' | 'authFailuresPerMin' | 'http' | 'leaseMs'>>;
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
+/** The HTTP server's limits when the caller gives none (the same as loadConfig's defaults). */
+const DEFAULT_HTTP = { maxConnections: 800, keepAliveTimeoutMs: 5000, headersTimeoutMs: 10_000 };
+
 export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Promise<FastifyInstance> {
+  const limits = config.http ?? DEFAULT_HTTP;
   const app = Fastify({
+    // An idle keep-alive socket is closed after seconds, not Fastify's 72 s.
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Node enforces headersTimeout only when it checks, every connectionsCheckingInterval (30 s by default).
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) },
     // Our own access log below; Fastify's request logging stays off.
     logger: false,
     genReqId: (req) => requestIdFrom(req.headers),
@@ -48,9 +58,8 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     // A request Node's HTTP parser refuses never reaches Fastify's handlers: answer it in JSON too.
     clientErrorHandler: (error, socket) => {
       if (!socket.writable) return;
-      const tooLarge = (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
-      const body = JSON.stringify(new CalcError(tooLarge ? 'PAYLOAD_TOO_LARGE' : 'INVALID_ARGUMENT', tooLarge ? 'the request line or headers are too large' : 'malformed HTTP request').toJSON());
-      const status = tooLarge ? '413 Payload Too Large' : '400 Bad Request';
+      const { error: calc, status } = clientError((error as { code?: string }).code);
+      const body = JSON.stringify(calc.toJSON());
       socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     },
     frameworkErrors: (error, request, reply) => {
@@ -58,31 +67,43 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     },
   });
   installErrorHandling(app, deps.logger);
-  installCallerIdentity(app, config.apiKeys);
+  answerConnect(app);
+  capConnections(app.server, limits.maxConnections, deps.logger);
+  installCallerIdentity(app, { apiKeys: config.apiKeys, adminKeys: config.adminKeys, authFailuresPerMin: config.authFailuresPerMin });
   await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
   if (config.rateLimit) await installRateLimit(app, config.rateLimit);
-  const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue });
+  const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue, logger: deps.logger });
   const logRequests = deps.logger.isLevelEnabled('info');
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback hook: an async one costs a promise per request for nothing awaited.
+  app.addHook('onResponse', (request, reply, done) => {
     const seconds = reply.elapsedTime / 1000;
     metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, seconds);
     if (logRequests) {
       deps.logger.info({ reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(seconds * 1e6) / 1000 }, 'request');
     }
+    done();
   });
 
   const activity = createActivityLog();
   const dispatcher = createDispatcher({ upstreams: deps.upstreams, queue: deps.queue, deadlineMs: config.deadlineMs, logger: deps.logger, precheck, activity, metrics });
-  app.get('/v1/activity', { schema: { tags: ['operate'], summary: 'the latest requests this gateway handled' } }, async () => ({ requests: activity.latest() }));
+  app.get('/v1/activity', { schema: { tags: ['operate'], summary: 'the latest requests this gateway handled: the caller\'s own; all of them for an operator key' } }, async (request) =>
+    ({ requests: activity.latest(request.operator ? undefined : request.client) }));
   app.get('/metrics', { schema: { tags: ['operate'], summary: 'Prometheus metrics' } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   dashboardRoutes(app);
-  healthRoutes(app, { queue: deps.queue, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now() });
+  healthRoutes(app, { queue: deps.queue, logger: deps.logger, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now(), leaseMs: config.leaseMs });
   resultRoutes(app, deps.queue);
   evaluateRoutes(app, dispatcher);
   operationRoutes(app, dispatcher);
   await app.ready();
   return app;
+}
+
+/** What a request Node's parser refused gets: its headers came too slowly, were too large, or were malformed. */
+function clientError(code: string | undefined): { error: CalcError; status: string } {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { error: new CalcError('REQUEST_TIMEOUT', 'the request line and headers did not arrive in time'), status: '408 Request Timeout' };
+  if (code === 'HPE_HEADER_OVERFLOW') return { error: new CalcError('PAYLOAD_TOO_LARGE', 'the request line or headers are too large'), status: '413 Payload Too Large' };
+  return { error: new CalcError('INVALID_ARGUMENT', 'malformed HTTP request'), status: '400 Bad Request' };
 }
 
 /** The same pure checks the services make, so that a domain error is answered at once and never queued. */

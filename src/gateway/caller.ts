@@ -3,17 +3,29 @@
  * (from an API key when CALC_API_KEYS is set, otherwise the one shared client `anonymous`).
  */
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CalcError } from '../shared/errors.js';
 import type { Caller } from './dispatch.js';
 import { sendError } from './errors.js';
+import { createAuthFailureLimiter } from './auth-failures.js';
 
 export const ANONYMOUS = 'anonymous';
 
 declare module 'fastify' {
   interface FastifyRequest {
     client: string;
+    /** True when the request carries an operator key (CALC_ADMIN_KEYS): it may see every client's activity. */
+    operator: boolean;
   }
+}
+
+export interface CallerIdentityOptions {
+  /** API key -> client name; empty: authentication is off. */
+  readonly apiKeys: ReadonlyMap<string, string>;
+  /** Operator key -> operator name (CALC_ADMIN_KEYS). */
+  readonly adminKeys?: ReadonlyMap<string, string>;
+  /** Failed attempts per address and minute before the address is refused (CALC_AUTH_FAILURES_PER_MIN). */
+  readonly authFailuresPerMin?: number;
 }
 
 const SAFE_REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -31,27 +43,59 @@ export const uriTooLong = () => new CalcError('URI_TOO_LONG', `the URL is longer
 /** Routes anyone may call even when API keys are required. */
 const PUBLIC_PATHS = /^\/(healthz|readyz|metrics|docs(\/.*)?|openapi\.json|dashboard\/[\w.-]+)?$/;
 
-export function installCallerIdentity(app: FastifyInstance, apiKeys: ReadonlyMap<string, string>): void {
+export function installCallerIdentity(app: FastifyInstance, options: CallerIdentityOptions): void {
   app.decorateRequest('client', ANONYMOUS);
+  app.decorateRequest('operator', false);
   // Hash both sides so that the comparison is constant-time whatever the lengths.
-  const digests = [...apiKeys].map(([key, client]) => ({ digest: sha256(key), client }));
-  app.addHook('onRequest', async (request, reply) => {
+  const digests = [
+    ...[...options.apiKeys].map(([key, client]) => ({ digest: sha256(key), client, operator: false })),
+    ...[...(options.adminKeys ?? [])].map(([key, client]) => ({ digest: sha256(key), client, operator: true })),
+  ];
+  const failures = createAuthFailureLimiter(options.authFailuresPerMin ?? DEFAULT_AUTH_FAILURES_PER_MIN);
+  // A callback hook, not an async one: it runs on every request and awaits nothing.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    if (request.url.length > MAX_URL_CHARS) return sendError(reply, uriTooLong());
-    if (digests.length === 0) return;
-    const path = request.url.split('?', 1)[0] ?? '';
-    if (PUBLIC_PATHS.test(path)) return;
-    const presented = sha256(presentedKey(request) ?? '');
-    let client: string | undefined;
-    for (const entry of digests) if (timingSafeEqual(entry.digest, presented)) client = entry.client;
-    if (client === undefined) return sendError(reply, new CalcError('UNAUTHENTICATED', 'a valid API key is required: Authorization: Bearer <key> or X-API-Key'));
-    request.client = client;
+    const refusal = refuse(request, reply);
+    // A refused request is answered here; the chain stops without done().
+    if (refusal) sendError(reply, refusal);
+    else done();
   });
+
+  /** Why this request is refused before routing, or undefined; sets the caller's identity. */
+  function refuse(request: FastifyRequest, reply: FastifyReply): CalcError | undefined {
+    if (request.url.length > MAX_URL_CHARS) return uriTooLong();
+    if (digests.length === 0) return undefined;
+    const path = request.url.split('?', 1)[0] ?? '';
+    if (PUBLIC_PATHS.test(path)) return undefined;
+    const presentedText = presentedKey(request);
+    // Without client keys everyone is the anonymous client; an operator key still makes an operator.
+    const open = options.apiKeys.size === 0;
+    if (open && presentedText === undefined) return undefined;
+    const blockedS = failures.blockedForS(request.ip);
+    if (blockedS > 0) {
+      reply.header('retry-after', String(blockedS));
+      return new CalcError('RATE_LIMITED', `too many failed authentication attempts from this address; retry in ${blockedS} s`);
+    }
+    const presented = sha256(presentedText ?? '');
+    let match: (typeof digests)[number] | undefined;
+    for (const entry of digests) if (timingSafeEqual(entry.digest, presented)) match = entry;
+    if (match === undefined) {
+      failures.failed(request.ip);
+      return new CalcError('UNAUTHENTICATED', 'a valid API key is required: Authorization: Bearer <key> or X-API-Key');
+    }
+    request.client = match.client;
+    request.operator = match.operator;
+    return undefined;
+  }
 }
+
+export const DEFAULT_AUTH_FAILURES_PER_MIN = 20;
 
 function presentedKey(request: FastifyRequest): string | undefined {
   const auth = request.headers.authorization;
-  if (typeof auth === 'string' && auth.startsWith('Bearer ')) return auth.slice(7).trim();
+  // RFC 9110 §11.1: the scheme is case-insensitive (`bearer`, `BEARER`).
+  const bearer = typeof auth === 'string' ? /^bearer[ \t]+(.*)$/is.exec(auth) : null;
+  if (bearer) return bearer[1]!.trim();
   const header = request.headers['x-api-key'];
   return typeof header === 'string' ? header : undefined;
 }

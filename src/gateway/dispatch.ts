@@ -114,23 +114,42 @@ export function createDispatcher(deps: DispatcherDeps) {
   /**
    * Replays the outcome bound to an Idempotency-Key, waiting for one still in progress. A holder
    * that recorded nothing within its deadline has died or failed (503); its request is taken over
-   * under the same id. That is safe even if it raced: enqueueing an existing id stores nothing,
-   * and the computation is a pure function.
+   * under the same id, by one retry only: the key moves to the taker by compare-and-set on the
+   * holder it held, and the retries that lose wait for the winner's outcome instead.
    */
-  async function replay(job: Job, caller: Caller, id: string): Promise<Answer> {
-    const until = Date.now() + keyWaitMs;
-    for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
-      const ticket = await queue.getTicket(caller.client, id);
-      if (ticket) {
-        if (ticket.status === 'queued') return { kind: 'queued', id };
-        if (ticket.status === 'done') return { kind: 'done', id, result: ticket.result! };
-        throw new CalcError(ticket.error?.code ?? 'INTERNAL', ticket.error?.message ?? 'failed');
+  async function replay(job: Job, caller: Caller, key: string, held: string): Promise<Answer> {
+    const id = held.split(FINGERPRINT_SEPARATOR)[0]!;
+    for (let round = 0; round < MAX_TAKEOVER_ROUNDS; round++) {
+      const until = Date.now() + keyWaitMs;
+      for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
+        const ticket = await queue.getTicket(caller.client, id);
+        if (ticket) {
+          if (ticket.status === 'queued') return { kind: 'queued', id };
+          if (ticket.status === 'done') return { kind: 'done', id, result: ticket.result! };
+          throw new CalcError(ticket.error?.code ?? 'INTERNAL', ticket.error?.message ?? 'failed');
+        }
+        if (Date.now() + pause > until) break;
+        await new Promise((r) => setTimeout(r, pause));
       }
-      if (Date.now() + pause > until) break;
-      await new Promise((r) => setTimeout(r, pause));
+      const next = [id, fingerprint(job), randomUUID()].join(FINGERPRINT_SEPARATOR);
+      if (await keyStore(() => queue.takeOverKey(caller.client, key, held, next))) {
+        logger.warn({ reqId: caller.requestId, id }, 'idempotency key held without an outcome; taking the request over');
+        return run(job, caller, id, true);
+      }
+      // Another retry took it over first: wait for its outcome (or take over from it in turn).
+      held = (await keyStore(() => queue.reserveKey(caller.client, key, next))) ?? next;
+      if (held === next) return run(job, caller, id, true); // the key had expired: it is ours now
     }
-    logger.warn({ reqId: caller.requestId, id }, 'idempotency key held without an outcome; taking the request over');
-    return run(job, caller, id, true);
+    throw new CalcError('UNAVAILABLE', 'the request holding this Idempotency-Key recorded no outcome; nothing was accepted, retry with the same key');
+  }
+
+  async function keyStore<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      logger.warn({ err: error }, 'idempotency store unavailable; request refused');
+      throw new CalcError('UNAVAILABLE', 'the idempotency store (the queue) is unavailable; nothing was accepted, retry with the same Idempotency-Key');
+    }
   }
 
   async function dispatch(job: Job, caller: Caller): Promise<Answer> {
@@ -149,27 +168,28 @@ export function createDispatcher(deps: DispatcherDeps) {
     if (holder === undefined) return run(job, caller, id, true);
     // The key holds the first request's id and what it asked; a different request is refused at
     // once, even when the first left no ticket behind.
-    const [holderId, holderPrint] = holder.split(FINGERPRINT_SEPARATOR);
+    const [, holderPrint] = holder.split(FINGERPRINT_SEPARATOR);
     if (holderPrint !== undefined && holderPrint !== print) {
       throw new CalcError('CONFLICT', 'this Idempotency-Key was already used for a different request');
     }
-    return replay(job, caller, holderId!);
+    return replay(job, caller, caller.idempotencyKey, holder);
   }
 
   const activity = deps.activity;
   if (!activity) return { dispatch };
   return {
     async dispatch(job: Job, caller: Caller): Promise<Answer> {
-      const base = { at: Date.now(), requestId: caller.requestId, operation: job.operation, input: inputOf(job) };
+      const at = Date.now();
       try {
         const answer = await dispatch(job, caller);
+        // One entry object per request, built whole (no spread of a shared base): this runs on every request.
         activity.record(answer.kind === 'done'
-          ? { ...base, id: answer.id, path: 'direct', status: 200, result: answer.result }
-          : { ...base, id: answer.id, path: 'queued', status: 202 });
+          ? { at, requestId: caller.requestId, client: caller.client, operation: job.operation, input: inputOf(job), id: answer.id, path: 'direct', status: 200, result: answer.result }
+          : { at, requestId: caller.requestId, client: caller.client, operation: job.operation, input: inputOf(job), id: answer.id, path: 'queued', status: 202 });
         return answer;
       } catch (error) {
         const calc = error instanceof CalcError ? error : undefined;
-        activity.record({ ...base, id: undefined, path: 'rejected', status: calc?.httpStatus ?? 500, error: calc?.code ?? 'INTERNAL' });
+        activity.record({ at, requestId: caller.requestId, client: caller.client, operation: job.operation, input: inputOf(job), id: undefined, path: 'rejected', status: calc?.httpStatus ?? 500, error: calc?.code ?? 'INTERNAL' });
         throw error;
       }
     },
@@ -179,6 +199,8 @@ export function createDispatcher(deps: DispatcherDeps) {
 const inputOf = (job: Job) => (job.operation === 'evaluate' ? job.expression.slice(0, 200) : `${job.num1} ${job.num2}`);
 
 const FINGERPRINT_SEPARATOR = ' ';
+/** Takeovers one request tries in turn before refusing (each after a wait of keyWaitMs). */
+const MAX_TAKEOVER_ROUNDS = 3;
 
 /** What a request asks, compactly: the same key must come back with the same question. */
 function fingerprint(job: Job): string {

@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CalcError, ERROR_TABLE, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { answerWrongMethod } from './methods.js';
 
 const ARITHMETIC_PATH = /^\/(add|subtract|multiply|divide)\/[^/]*\/[^/]*\/?$/;
 
@@ -23,13 +24,29 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
       sendError(reply, new CalcError('INVALID_ARGUMENT', 'an operand is empty; expected /{op}/{a}/{b} with finite decimal numbers'));
       return;
     }
+    if (answerWrongMethod(app, request, reply, path)) return;
     sendError(reply, new CalcError('NOT_FOUND', `no route ${request.method} ${truncate(path)}`));
   });
 }
 
+/** A message from elsewhere (a service's gRPC details, say) is cut to this many bytes before it is sent. */
+export const MAX_MESSAGE_BYTES = 1024;
+
 export function sendError(reply: FastifyReply, error: CalcError): FastifyReply {
   if (error.code === 'RATE_LIMITED' && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
-  return reply.code(error.httpStatus).type('application/json; charset=utf-8').send(error.toJSON());
+  const body = error.toJSON();
+  body.error.message = truncateBytes(body.error.message, MAX_MESSAGE_BYTES);
+  return reply.code(error.httpStatus).type('application/json; charset=utf-8').send(body);
+}
+
+/** At most `max` UTF-8 bytes, ending in `…` when cut, never splitting a character. */
+export function truncateBytes(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  const ellipsis = '…';
+  let cut = Buffer.from(text).subarray(0, max - Buffer.byteLength(ellipsis)).toString();
+  // A character split by the cut decodes as U+FFFD: drop it.
+  if (cut.endsWith('\uFFFD')) cut = cut.slice(0, -1);
+  return cut + ellipsis;
 }
 
 export function toCalcError(error: FastifyError | CalcError | Error): CalcError {

@@ -6,11 +6,13 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { BreakerState } from '../resilience/index.js';
 import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
 import type { DurableQueue, OperationStats } from '../queue/types.js';
+import type { Logger } from '../shared/logger.js';
+import { createThrottledWarn } from './throttled-log.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'half-open', 'open'];
 
-export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMetrics?: boolean } = {}) {
+export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMetrics?: boolean; logger?: Logger } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
@@ -24,11 +26,12 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
 
   if (options.queue) {
     const queue = options.queue;
+    const warn = options.logger ? createThrottledWarn(options.logger) : () => undefined;
     // One read of the queue per scrape feeds every queue gauge (each collects on its own).
     let pending: { at: number; stats: Promise<Awaited<ReturnType<DurableQueue['stats']>> | undefined> } | undefined;
     const stats = () => {
       if (!pending || Date.now() - pending.at > 250) {
-        pending = { at: Date.now(), stats: queue.stats(SERVICE_OPS).catch(() => undefined) };
+        pending = { at: Date.now(), stats: queue.stats(SERVICE_OPS).catch((error) => warn('queue stats failed in /metrics', error)) };
       }
       return pending.stats;
     };
@@ -68,16 +71,33 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
     });
   }
 
+  // A child per label combination, looked up once: prom-client's `inc(labels)` hashes the label
+  // object on every call, which was most of its share of a direct request's CPU.
+  const httpChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
+  const callChildren = new Map<string, { calls: Counter.Internal; duration: Histogram.Internal<string> }>();
+
   return {
     registry,
     observeHttp(method: string, route: string, status: number, seconds: number) {
-      const labels = { method, route, status: String(status) };
-      httpRequests.inc(labels);
-      httpDuration.observe(labels, seconds);
+      const key = `${method} ${status} ${route}`;
+      let child = httpChildren.get(key);
+      if (!child) {
+        const labels = { method, route, status: String(status) };
+        child = { requests: httpRequests.labels(labels), duration: httpDuration.labels(labels) };
+        httpChildren.set(key, child);
+      }
+      child.requests.inc();
+      child.duration.observe(seconds);
     },
     observeCall(op: ServiceOp, target: string, outcome: string, seconds: number) {
-      grpcCalls.inc({ operation: op, target, outcome });
-      grpcDuration.observe({ operation: op, outcome }, seconds);
+      const key = `${op} ${outcome} ${target}`;
+      let child = callChildren.get(key);
+      if (!child) {
+        child = { calls: grpcCalls.labels({ operation: op, target, outcome }), duration: grpcDuration.labels({ operation: op, outcome }) };
+        callChildren.set(key, child);
+      }
+      child.calls.inc();
+      child.duration.observe(seconds);
     },
     queued(op: ServiceOp) {
       queued.inc({ operation: op });

@@ -3,7 +3,9 @@
  * bounded concurrency), run each through the handler, and write the outcomes back in batches.
  * A task holds its slot until its outcome is written, so memory stays bounded and a queue that
  * cannot take outcomes stops the loop from claiming more. The loop never throws: a failing
- * backend is logged and retried with a capped backoff.
+ * backend is logged and retried with a capped backoff. While a task is held (computing, or its
+ * outcome waiting to be written) a heartbeat extends its lease every third of the lease, so only
+ * a consumer that died or hung loses its tasks to another.
  */
 import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -29,6 +31,8 @@ export interface ConsumerOptions {
   readonly retryMaxMs?: number;
   /** Cap of the pause after a failing claim or complete (the backend is down). */
   readonly backoffMaxMs?: number;
+  /** How often the leases of held tasks are extended (default: a third of leaseMs). */
+  readonly heartbeatMs?: number;
   /** How long `stop()` waits for in-flight tasks before leaving them to be reclaimed. */
   readonly stopTimeoutMs?: number;
   readonly now?: () => number;
@@ -68,11 +72,30 @@ export function startConsumer(options: ConsumerOptions): Consumer {
   const changed = new Signal(); // a slot was released
   const outcomes: Completion[] = [];
   let flushing: Promise<void> | undefined;
+  /** Deliveries this consumer holds until their outcome is written or they are given back. */
+  const held = new Set<ClaimedTask>();
 
-  const release = (count: number) => {
-    inFlight -= count;
+  const release = (tasks: readonly ClaimedTask[]) => {
+    for (const task of tasks) held.delete(task);
+    inFlight -= tasks.length;
     changed.notify();
   };
+
+  let beating = false;
+  async function heartbeat(): Promise<void> {
+    if (beating || held.size === 0) return;
+    beating = true;
+    try {
+      const tasks = [...held];
+      for (let i = 0; i < tasks.length; i += MAX_BATCH) await queue.extend(op, name, tasks.slice(i, i + MAX_BATCH), leaseMs);
+    } catch (error) {
+      log.warn({ err: errorText(error), held: held.size }, 'queue: could not extend the leases of held tasks; will try again');
+    } finally {
+      beating = false;
+    }
+  }
+  const heartbeatTimer = setInterval(() => void heartbeat(), options.heartbeatMs ?? Math.max(10, Math.floor(leaseMs / 3)));
+  heartbeatTimer.unref();
 
   async function claimLoop(): Promise<void> {
     let failures = 0;
@@ -93,7 +116,10 @@ export function startConsumer(options: ConsumerOptions): Consumer {
         await sleep(backoff(failures, o.backoffMaxMs), stopping.signal);
         continue;
       }
-      for (const task of tasks) void run(task);
+      for (const task of tasks) {
+        held.add(task);
+        void run(task);
+      }
       // A backend that answers "nothing" at once (blockMs 0, a due time just ahead) must not spin.
       if (tasks.length === 0 && now() - started < 5) await sleep(25, stopping.signal);
     }
@@ -122,7 +148,7 @@ export function startConsumer(options: ConsumerOptions): Consumer {
       // Not given back: its lease expires and it is claimed again then (counted as a delivery).
       log.warn({ id: task.id, err: errorText(failure) }, 'queue: could not give a task back; its lease will expire');
     } finally {
-      release(1);
+      release([task]);
     }
   }
 
@@ -136,7 +162,7 @@ export function startConsumer(options: ConsumerOptions): Consumer {
       try {
         await queue.complete(op, batch);
         failures = 0;
-        release(batch.length);
+        release(batch.map((c) => c.task));
       } catch (error) {
         outcomes.unshift(...batch);
         if (abandon.signal.aborted) return; // left to be reclaimed after their lease
@@ -157,6 +183,7 @@ export function startConsumer(options: ConsumerOptions): Consumer {
         const timer = setTimeout(() => abandon.abort(), o.stopTimeoutMs);
         while (inFlight > 0 && !abandon.signal.aborted) await changed.wait(abandon.signal);
         clearTimeout(timer);
+        clearInterval(heartbeatTimer);
         if (inFlight > 0) log.warn({ inFlight }, 'queue: stopped with tasks in flight; they will be reclaimed after their lease');
       })();
       return stopped;
@@ -165,6 +192,9 @@ export function startConsumer(options: ConsumerOptions): Consumer {
 }
 
 function ticketError(error: unknown, task: ClaimedTask, log: Logger): TicketError {
+  // UNAVAILABLE means "nothing was accepted" and never appears on a ticket: a handler that gives
+  // up on an unavailable dependency without asking for a retry ran out of its time budget.
+  if (error instanceof CalcError && error.code === 'UNAVAILABLE') return { code: 'DEADLINE_EXCEEDED', message: error.message };
   if (error instanceof CalcError) return { code: error.code, message: error.message };
   log.error({ id: task.id, err: error instanceof Error ? error.stack : String(error) }, 'queue: handler failed unexpectedly');
   return { code: 'INTERNAL', message: 'internal error while computing the request' };

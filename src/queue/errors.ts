@@ -18,9 +18,9 @@ export const closedError = (): CalcError => unavailable('queue unavailable: the 
 
 /**
  * The error code of a ticket whose task was dead-lettered: its service took it and failed to
- * finish it `maxDeliveries` times (crashed or hung on it), which is the upstream's failure.
+ * finish it `maxDeliveries` times (crashed or hung on it), or the backend could not decode it.
  */
-export const DEAD_LETTER_CODE: ErrorCode = 'UPSTREAM_ERROR';
+export const DEAD_LETTER_CODE: ErrorCode = 'DEAD_LETTER';
 
 /** Dead letters kept per operation: QueueOptions.deadLetterCap, 100,000 by default. */
 export function deadLetterCap(cap = 100_000): number {
@@ -30,3 +30,5 @@ export function deadLetterCap(cap = 100_000): number {
 
 export const deadLetterReason = (deliveries: number): string =>
   `gave up after ${deliveries} deliveries: each consumer lost its lease (crashed or hung)`;
+
+export const undecodableReason = (detail: string): string => `the stored task cannot be decoded (${detail.slice(0, 200)})`;

@@ -62,6 +62,7 @@ export function openJournal(dir: string) {
     byRef: db.prepare<[string], Row>('SELECT * FROM journal WHERE ref = ?'),
     head: db.prepare<[number], Row>('SELECT * FROM journal ORDER BY seq LIMIT ?'),
     remove: db.prepare('DELETE FROM journal WHERE seq = ?'),
+    setBody: db.prepare('UPDATE journal SET body = ? WHERE seq = ?'),
     count: db.prepare<[], number>('SELECT COUNT(*) FROM journal').pluck(),
     any: db.prepare<[], number>('SELECT 1 FROM journal LIMIT 1').pluck(),
     oldest: db.prepare<[], number | null>('SELECT MIN(at) FROM journal').pluck(),
@@ -77,6 +78,15 @@ export function openJournal(dir: string) {
     if (q.count.get()! >= max) return undefined;
     q.insert.run(ref, kind, body, at);
     return q.byRef.get(ref);
+  });
+
+  /** Compare-and-set of a journaled key's holder; undefined when the key is not journaled. */
+  const takeOver = db.transaction((client: string, key: string, expected: string, next: string): boolean | undefined => {
+    const row = q.byRef.get(keyRef(client, key));
+    if (!row) return undefined;
+    if ((JSON.parse(row.body) as { holder: string }).holder !== expected) return false;
+    q.setBody.run(JSON.stringify({ client, key, holder: next }), row.seq);
+    return true;
   });
 
   function entry(row: Row): JournalEntry {
@@ -111,6 +121,7 @@ export function openJournal(dir: string) {
       const row = q.byRef.get(keyRef(client, key));
       return row ? (JSON.parse(row.body) as { holder: string }).holder : undefined;
     },
+    takeOverKey: (client: string, key: string, expected: string, next: string) => takeOver(client, key, expected, next),
     /** A key Redis holds for `holder`, as this gateway learned it, until it expires there. */
     rememberKey: (client: string, key: string, holder: string, expiresAt: number) => void q.remember.run(client, key, holder, expiresAt),
     seenKey: (client: string, key: string, at: number): string | undefined => q.seen.get(client, key, at),

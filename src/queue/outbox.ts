@@ -194,7 +194,16 @@ export function withOutbox(inner: DurableQueue, options: OutboxOptions): Durable
       return held;
     },
 
+    async takeOverKey(client: string, key: string, expected: string, next: string): Promise<boolean> {
+      const journaled = local(() => journal.takeOverKey(client, key, expected, next));
+      if (journaled !== undefined) return journaled;
+      const took = await inner.takeOverKey(client, key, expected, next);
+      if (took) remember(client, key, next);
+      return took;
+    },
+
     claim: (op, consumer, count, claimOptions) => inner.claim(op, consumer, count, claimOptions),
+    extend: (op, consumer, tasks, leaseMs) => inner.extend(op, consumer, tasks, leaseMs),
     complete: (op, completions) => inner.complete(op, completions),
     retryLater: (op, task, delayMs) => inner.retryLater(op, task, delayMs),
     stats: (operations) => inner.stats(operations),

@@ -24,6 +24,7 @@ export interface KeyLayout {
   stream(op: ServiceOp, p: number): string;
   dead(op: ServiceOp, p: number): string;
   delayed(op: ServiceOp, p: number): string;
+  lastClaim(op: ServiceOp, p: number): string;
   group(op: ServiceOp): string;
   ticketPrefix(op: ServiceOp, p: number): string;
   ticket(op: ServiceOp, p: number, id: string): string;
@@ -36,7 +37,8 @@ export function keyLayout(tagged: boolean, partitions: number): KeyLayout {
   if (!tagged) {
     return {
       tagged, partitions: 1, partitionOf: () => 0,
-      stream: (op) => keys.stream(op), dead: (op) => keys.dead(op), delayed: (op) => keys.delayed(op), group: keys.group,
+      stream: (op) => keys.stream(op), dead: (op) => keys.dead(op), delayed: (op) => keys.delayed(op),
+      lastClaim: (op) => keys.lastClaim(op), group: keys.group,
       ticketPrefix: () => keys.ticketPrefix, ticket: (_op, _p, id) => keys.ticket(id),
       pendingPrefix: () => keys.pendingPrefix, pending: (_op, _p, client) => keys.pending(client),
       idempotency: keys.idempotency,
@@ -49,6 +51,7 @@ export function keyLayout(tagged: boolean, partitions: number): KeyLayout {
     stream: (op, p) => `${tag(op, p)}stream`,
     dead: (op, p) => `${tag(op, p)}dead`,
     delayed: (op, p) => `${tag(op, p)}delayed`,
+    lastClaim: (op, p) => `${tag(op, p)}lastclaim`,
     group: keys.group,
     ticketPrefix: (op, p) => `${tag(op, p)}ticket:`,
     ticket: (op, p, id) => `${tag(op, p)}ticket:${id}`,
@@ -73,6 +76,7 @@ export const keys = {
   stream: (op: ServiceOp) => `${PREFIX}stream:${op}`,
   dead: (op: ServiceOp) => `${PREFIX}dead:${op}`,
   delayed: (op: ServiceOp) => `${PREFIX}delayed:${op}`,
+  lastClaim: (op: ServiceOp) => `${PREFIX}lastclaim:${op}`,
   group: (op: ServiceOp) => `${PREFIX}${op}`,
   ticketPrefix: `${PREFIX}ticket:`,
   ticket: (id: string) => `${PREFIX}ticket:${id}`,

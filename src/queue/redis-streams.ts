@@ -27,10 +27,12 @@ type Reply = string | number | null | Reply[];
 interface Scripts {
   calcEnqueue(ticketKey: string, stream: string, ...argv: string[]): Promise<string[]>;
   calcComplete(stream: string, ...argv: string[]): Promise<number>;
-  calcClaim(stream: string, dead: string, delayed: string, ...argv: string[]): Promise<Reply[]>;
+  calcClaim(stream: string, dead: string, delayed: string, lastClaim: string, ...argv: string[]): Promise<Reply[]>;
+  calcExtend(stream: string, ...argv: string[]): Promise<number>;
+  calcTakeover(key: string, expected: string, next: string): Promise<number>;
   calcRetry(stream: string, delayed: string, ...argv: string[]): Promise<number>;
   calcTake(pending: string, limit: string, ticketPrefix: string): Promise<string[][]>;
-  calcStats(stream: string, dead: string, delayed: string, group: string): Promise<[number, number, string, number]>;
+  calcStats(stream: string, dead: string, delayed: string, lastClaim: string, group: string): Promise<[number, number, string, number, string]>;
   calcPrune(stream: string, group: string, idleMs: string, own: string): Promise<number>;
 }
 
@@ -41,10 +43,12 @@ const POLL_MAX_MS = 100;
 const SCRIPTS = [
   ['calcEnqueue', 'enqueue', 2],
   ['calcComplete', 'complete', 1],
-  ['calcClaim', 'claim', 3],
+  ['calcClaim', 'claim', 4],
+  ['calcExtend', 'extend', 1],
+  ['calcTakeover', 'takeover', 1],
   ['calcRetry', 'retry', 2],
   ['calcTake', 'take', 1],
-  ['calcStats', 'stats', 3],
+  ['calcStats', 'stats', 4],
   ['calcPrune', 'prune', 1],
 ] as const;
 
@@ -138,7 +142,7 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
   /** claim.lua: due retries back in, expired leases reclaimed or dead-lettered, new entries read. */
   async function claimNow(op: ServiceOp, p: number, consumer: string, max: number, leaseMs: number) {
     const reply = await scripts.calcClaim(
-      L.stream(op, p), L.dead(op, p), L.delayed(op, p),
+      L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p),
       L.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
       L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
       deadLetters,
@@ -210,10 +214,16 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
     try {
       await connection.ready();
       const reply = (await connection.redis.call('XREADGROUP', args)) as [string, [string, string[]][]][] | null;
-      return (reply?.[0]?.[1] ?? []).map(([id, flat]) => {
+      const tasks: ClaimedTask[] = [];
+      for (const [id, flat] of reply?.[0]?.[1] ?? []) {
         const f = entryFields(flat);
-        return claimedTask(id, f.t!, f.at!, Number(f.b ?? 0) + 1, Number(f.r ?? 0), 1, consumer);
-      });
+        try {
+          tasks.push(claimedTask(id, f.t!, f.at!, Number(f.b ?? 0) + 1, Number(f.r ?? 0), 1, consumer));
+        } catch {
+          // Left pending: once its lease is over claim.lua dead-letters it; it never fails this claim.
+        }
+      }
+      return tasks;
     } catch (error) {
       if (signal?.aborted) return [];
       throw error;
@@ -322,6 +332,27 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
       await run(() => Promise.all([...byPartition].map(([p, argv]) => confirm(() => writes.calcComplete(L.stream(op, p), ...argv)))), writer);
     },
 
+    async extend(op: ServiceOp, consumer: string, tasks: readonly ClaimedTask[], _leaseMs: number): Promise<number> {
+      // Redis measures a lease as the entry's idle time against the claimer's leaseMs: resetting
+      // the idle time is the extension.
+      const byPartition = new Map<number, string[]>();
+      for (const task of tasks) {
+        const receipt = parseReceipt(task.receipt);
+        if (receipt.consumer !== consumer) continue;
+        const p = L.partitionOf(task.id);
+        byPartition.set(p, [...(byPartition.get(p) ?? []), receipt.entryId, receipt.counter]);
+      }
+      if (byPartition.size === 0) return 0;
+      const extended = await run(() =>
+        Promise.all([...byPartition].map(([p, argv]) => withGroup(op, p, () => scripts.calcExtend(L.stream(op, p), L.group(op), consumer, ...argv)))),
+      );
+      return extended.reduce((a, b) => a + b, 0);
+    },
+
+    async takeOverKey(client: string, key: string, expected: string, next: string): Promise<boolean> {
+      return (await run(() => confirm(() => writes.calcTakeover(L.idempotency(client, key), expected, next)), writer)) === 1;
+    },
+
     async retryLater(op: ServiceOp, task: ClaimedTask, delayMs: number): Promise<void> {
       const { entryId, counter, consumer } = parseReceipt(task.receipt);
       const p = L.partitionOf(task.id);
@@ -332,19 +363,22 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
 
     async stats(operations: readonly ServiceOp[]): Promise<Record<string, OperationStats>> {
       const replies = await run(() =>
-        Promise.all(operations.map((op) => Promise.all(partitions.map((p) => scripts.calcStats(L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.group(op)))))),
+        Promise.all(operations.map((op) => Promise.all(partitions.map((p) => scripts.calcStats(L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p), L.group(op)))))),
       );
       const at = now();
       const result: Record<string, OperationStats> = {};
       operations.forEach((op, i) => {
+        // Partitions add up; the oldest task and the last claim are those of any partition.
         const sum = { depth: 0, inFlight: 0, oldestAgeMs: 0, deadLetters: 0 };
-        for (const [depth, inFlight, oldest, deadLetters] of replies[i]!) {
+        let lastClaimAt: number | undefined;
+        for (const [depth, inFlight, oldest, deadLetters, lastClaim] of replies[i]!) {
           sum.depth += depth;
           sum.inFlight += inFlight;
           sum.deadLetters += deadLetters;
           if (oldest !== '') sum.oldestAgeMs = Math.max(sum.oldestAgeMs, at - Number(oldest));
+          if (lastClaim !== '') lastClaimAt = Math.max(lastClaimAt ?? 0, Number(lastClaim));
         }
-        result[op] = sum;
+        result[op] = { ...sum, ...(lastClaimAt !== undefined && { lastClaimAt }) };
       });
       return result;
     },

@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   dead_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_op ON dead_letters (operation);
+
+CREATE TABLE IF NOT EXISTS claims (
+  operation TEXT PRIMARY KEY,
+  last_claim_at INTEGER NOT NULL        -- the last claim of the operation that found a task ready
+) WITHOUT ROWID;
 `;
 
 /**

@@ -6,7 +6,7 @@
  * Leases and retry delays use the injected clock; waiting for work (blockMs) uses real time.
  */
 import type { ServiceOp } from '../shared/operations.js';
-import { DEAD_LETTER_CODE, closedError, deadLetterCap, deadLetterReason, toUnavailable } from './errors.js';
+import { DEAD_LETTER_CODE, closedError, deadLetterCap, deadLetterReason, toUnavailable, undecodableReason } from './errors.js';
 import { openDatabase, ticketFromRow, type TaskRow, type TicketRow } from './sqlite-schema.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
@@ -70,6 +70,10 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
       `SELECT COUNT(*) AS depth, COALESCE(SUM(consumer IS NOT NULL AND lease_until > ?), 0) AS in_flight,
          MIN(enqueued_at) AS oldest FROM tasks WHERE operation = ?`,
     ),
+    extend: db.prepare('UPDATE tasks SET lease_until = ? WHERE seq = ? AND claim_no = ? AND consumer = ?'),
+    takeOver: db.prepare('UPDATE idempotency_keys SET ticket_id = ? WHERE client = ? AND key = ? AND ticket_id = ? AND expires_at > ?'),
+    noteClaim: db.prepare('INSERT INTO claims (operation, last_claim_at) VALUES (?, ?) ON CONFLICT (operation) DO UPDATE SET last_claim_at = excluded.last_claim_at'),
+    lastClaim: db.prepare<[string], number>('SELECT last_claim_at FROM claims WHERE operation = ?').pluck(),
     ping: db.prepare('SELECT 1'),
     deadLetters: db.prepare<[string], number>('SELECT COUNT(*) FROM dead_letters WHERE operation = ?').pluck(),
     purgeTickets: db.prepare(`DELETE FROM tickets WHERE rowid IN (SELECT rowid FROM tickets WHERE expires_at <= ? LIMIT ${PURGE_BATCH})`),
@@ -95,8 +99,18 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
     const at = now();
     const claimed: ClaimedTask[] = [];
     const take = (row: TaskRow) => {
+      let task: NewTask;
+      try {
+        task = decodeTask(row.payload);
+      } catch (error) {
+        // One bad row must not fail every claim of its operation: it goes to the dead letters.
+        const reason = undecodableReason((error as Error).message);
+        q.deadLetter.run(row.ticket_id, op, row.payload, row.deliveries, reason, at);
+        q.deleteTask.run(row.seq);
+        fail(row.ticket_id, DEAD_LETTER_CODE, reason, at);
+        return;
+      }
       q.lease.run(consumer, at + leaseMs, row.seq);
-      const task = JSON.parse(row.payload) as NewTask;
       claimed.push({
         ...task,
         enqueuedAt: row.enqueued_at,
@@ -105,6 +119,7 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
         receipt: `${row.seq}:${row.claim_no + 1}`,
       });
     };
+    q.noteClaim.run(op, at);
     // Expired leases and due retries first, then the backlog in arrival order.
     let deadLettered = false;
     for (const row of q.expired.all(op, at, max)) {
@@ -122,6 +137,15 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
     if (deadLettered) q.trimDeadLetters.run(op, op, deadLettersKept);
     if (claimed.length < max) for (const row of q.fresh.all(op, max - claimed.length)) take(row);
     return claimed;
+  });
+
+  const extendTx = db.transaction((consumer: string, tasks: readonly ClaimedTask[], until: number): number => {
+    let extended = 0;
+    for (const task of tasks) {
+      const [seq, claimNo] = task.receipt.split(':').map(Number);
+      extended += q.extend.run(until, seq, claimNo, consumer).changes;
+    }
+    return extended;
   });
 
   const completeTx = db.transaction((completions: readonly Completion[]) => {
@@ -261,6 +285,14 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
       if (completions.length > 0) guard(() => completeTx.immediate(completions));
     },
 
+    async extend(_op: ServiceOp, consumer: string, tasks: readonly ClaimedTask[], leaseMs: number): Promise<number> {
+      return tasks.length > 0 ? guard(() => extendTx.immediate(consumer, tasks, now() + leaseMs)) : 0;
+    },
+
+    async takeOverKey(client: string, key: string, expected: string, next: string): Promise<boolean> {
+      return guard(() => q.takeOver.run(next, client, key, expected, now()).changes === 1);
+    },
+
     async retryLater(_op: ServiceOp, task: ClaimedTask, delayMs: number): Promise<void> {
       const [seq, claimNo] = task.receipt.split(':').map(Number);
       // lease_until doubles as "not before": max(1, …) keeps it apart from 0, "never claimed".
@@ -279,6 +311,8 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
           oldestAgeMs: row.oldest === null ? 0 : Math.max(0, at - row.oldest),
           deadLetters: guard(() => q.deadLetters.get(op)) ?? 0,
         };
+        const lastClaimAt = guard(() => q.lastClaim.get(op));
+        if (lastClaimAt !== undefined) result[op] = { ...result[op]!, lastClaimAt };
       }
       return result;
     },
@@ -295,4 +329,13 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
       db.close();
     },
   };
+}
+
+/** A stored payload as a task; throws when it is not one (a corrupt or foreign row). */
+function decodeTask(payload: string): NewTask {
+  const task = JSON.parse(payload) as NewTask;
+  if (typeof task !== 'object' || task === null || typeof task.id !== 'string' || typeof task.operation !== 'string') {
+    throw new Error('not a task object');
+  }
+  return task;
 }

@@ -72,6 +72,12 @@ export interface OperationStats {
   /** Age of the oldest stored task in ms; 0 when empty. */
   readonly oldestAgeMs: number;
   readonly deadLetters: number;
+  /**
+   * When a consumer last claimed from this operation's queue (ms since the epoch); undefined when
+   * none has since the store was created. Redis records every claim call, the embedded queue every
+   * claim that found a task ready: either way a stale value beside ready tasks means no consumer.
+   */
+  readonly lastClaimAt?: number;
 }
 
 /** Writes journaled by the gateway while Redis could not take them, not yet forwarded. */
@@ -137,6 +143,20 @@ export interface DurableQueue {
    * delivery after a lost lease) keeps its first outcome: never two different results.
    */
   complete(operation: ServiceOp, completions: readonly Completion[]): Promise<void>;
+
+  /**
+   * Extends the lease of deliveries this consumer still holds (a heartbeat while it works on
+   * them) to `leaseMs` from now, atomically per task and only for the holder of that exact
+   * delivery: a task reclaimed by another consumer meanwhile stays the other's. Resolves to how
+   * many were extended.
+   */
+  extend(operation: ServiceOp, consumer: string, tasks: readonly ClaimedTask[], leaseMs: number): Promise<number>;
+
+  /**
+   * Moves an Idempotency-Key from `expected` to `next` only if it still holds `expected`
+   * (compare-and-set), so that of many retries taking a dead holder's request over, one wins.
+   */
+  takeOverKey(client: string, key: string, expected: string, next: string): Promise<boolean>;
 
   /** Gives a claimed task back, to be claimed again no sooner than `delayMs` from now; not a lost delivery. */
   retryLater(operation: ServiceOp, task: ClaimedTask, delayMs: number): Promise<void>;

@@ -19,6 +19,7 @@ import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { loadProto } from '../shared/proto.js';
 import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/wire.js';
+import type { StreamMount } from './stream-host.js';
 
 
 /** What a handler sees of one call: its request id and its absolute deadline (ms since epoch). */
@@ -32,6 +33,8 @@ export type UnaryHandler<Req, Res> = (request: Req, context: CallContext) => Res
 export interface ServiceHost {
   readonly server: Server;
   readonly health: HealthImplementation;
+  /** The Stream rpc's handler, when this service serves it. */
+  readonly stream?: StreamMount | undefined;
   /** Binds and starts; resolves to the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
   /** NOT_SERVING, wait `graceMs` so that callers move away, finish in-flight calls, close. */
@@ -46,6 +49,8 @@ export interface ServiceHostOptions {
   logger: Logger;
   /** TLS or plaintext (the default). */
   credentials?: ServerCredentials;
+  /** The multiplexed Stream rpc, served on the same port (stream-host.ts). */
+  stream?: StreamMount;
 }
 
 export function createServiceHost(options: ServiceHostOptions): ServiceHost {
@@ -58,12 +63,15 @@ export function createServiceHost(options: ServiceHostOptions): ServiceHost {
   return {
     server,
     health,
+    stream: options.stream,
     listen: (host, port) =>
       new Promise((resolve, reject) => {
         const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
-        server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, bound) =>
-          error ? reject(error) : resolve(bound),
-        );
+        server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, bound) => {
+          if (error) return reject(error);
+          if (options.stream && !options.stream.attach(server)) options.logger.warn('the Stream rpc cannot be served on this grpc-js version; callers will use unary calls');
+          resolve(bound);
+        });
       }),
     shutdown: async ({ graceMs = 0, forceAfterMs = 10_000 } = {}) => {
       health.setStatus('', 'NOT_SERVING');
@@ -77,6 +85,7 @@ export function createServiceHost(options: ServiceHostOptions): ServiceHost {
         closed = true;
       });
       const until = Date.now() + forceAfterMs;
+      await options.stream?.drain(forceAfterMs);
       while (inFlightCalls > 0 && !closed && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
       if (inFlightCalls > 0) options.logger.warn({ forceAfterMs, inFlightCalls }, 'in-flight calls did not finish in time; forcing shutdown');
       if (!closed) server.forceShutdown();

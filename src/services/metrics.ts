@@ -40,9 +40,14 @@ export type ServiceMetrics = ReturnType<typeof createServiceMetrics>;
 export function serveMetrics(metrics: ServiceMetrics, host: string, port: number, logger: Logger): Server {
   const server = createServer((request, response) => {
     if (request.method === 'GET' && request.url === '/metrics') {
+      // A collector that throws must cost one scrape, never the service (an unhandled rejection would end it).
       metrics.registry.metrics().then((text) => {
         response.writeHead(200, { 'content-type': metrics.registry.contentType });
         response.end(text);
+      }).catch((error: unknown) => {
+        logger.warn({ err: error }, 'metrics collection failed');
+        if (!response.headersSent) response.writeHead(500, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ error: { code: 'INTERNAL', message: 'metrics collection failed' } }));
       });
       return;
     }

@@ -1,13 +1,16 @@
 /**
- * The life of one service process: listen, consume its own operation's queue continuously,
- * and stop gracefully (NOT_SERVING first, then in-flight calls and claimed tasks finish).
+ * The life of one service process: open its queue, then listen (so that it never reports
+ * SERVING while it could not drain), consume its own operation's queue continuously, and stop
+ * gracefully (NOT_SERVING first, then in-flight calls and claimed tasks finish). What keeps it
+ * from starting is a StartupError naming the cause.
  */
 import { hostname } from 'node:os';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { onShutdown } from '../shared/lifecycle.js';
+import { bindFailure, onShutdown } from '../shared/lifecycle.js';
 import type { ServiceOp } from '../shared/operations.js';
-import { openQueue, startConsumer } from '../queue/index.js';
+import { startConsumer } from '../queue/index.js';
+import { openQueueAtStart } from '../queue/open.js';
 import type { ClaimedTask, Outcome } from '../queue/types.js';
 import type { ServiceHost } from './grpc-host.js';
 import { serveMetrics, type ServiceMetrics } from './metrics.js';
@@ -26,10 +29,16 @@ export interface RunServiceOptions {
 
 export async function runService(options: RunServiceOptions): Promise<void> {
   const { op, config, logger, host } = options;
-  const bound = await host.listen(config.service.host, options.port);
+  const { queue, where } = await openQueueAtStart({ redis: config.redis, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  logger.info({ op, queue: queue.backend, at: where }, `${op} service: queue opened at ${where}`);
+  let bound: number;
+  try {
+    bound = await host.listen(config.service.host, options.port);
+  } catch (error) {
+    await queue.close();
+    throw await bindFailure(config.service.host, options.port, `${op} service`, error);
+  }
   logger.info({ op, host: config.service.host, port: bound }, `${op} service listening`);
-
-  const queue = openQueue({ redis: config.redis, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
   const metricsPort = config.service.metricsPort ?? (bound + 1000 <= 65535 ? bound + 1000 : -1);
   const metricsServer = metricsPort >= 0 ? serveMetrics(options.metrics, config.service.host, metricsPort, logger) : undefined;
   const handle = options.handle;

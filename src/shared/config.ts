@@ -2,6 +2,8 @@
  * Configuration, read once at the edge. `loadConfig(env)` is the only place in calcmesh that
  * knows the names of environment variables; everything else takes the frozen object it returns.
  */
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_PORTS, SERVICE_OPS, type ServiceOp } from './operations.js';
 
@@ -23,12 +25,30 @@ export interface Config {
   readonly redis: RedisSettings | undefined;
   /** The gateway's local journal for requests Redis could not take (only with Redis). */
   readonly outbox: { readonly enabled: boolean; readonly max: number };
+  /** Where the embedded queue keeps its file (and the gateway its outbox); by default the user's state directory, never the cwd. */
   readonly dataDir: string;
+  /** The Unix socket on which `calcmesh up` takes `calcmesh restart <name>`. */
+  readonly controlSocket: string;
   readonly deadlineMs: number;
   /** API key -> client name; empty when authentication is off. */
   readonly apiKeys: ReadonlyMap<string, string>;
+  /** Operator key -> operator name (CALC_ADMIN_KEYS): sees every client's activity, may call operator routes. */
+  readonly adminKeys: ReadonlyMap<string, string>;
+  /** Failed authentication attempts per source address and minute before the address is refused for the minute. */
+  readonly authFailuresPerMin: number;
+  /** The gateway's HTTP server: connection cap and timeouts (see README, Security). */
+  readonly http: {
+    readonly maxConnections: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+  };
   readonly resultTtlS: number;
   readonly leaseMs: number;
+  /**
+   * The time budget of all the calls of one queued expression. Independent of leaseMs: the
+   * evaluator's heartbeat keeps its lease for as long as the expression runs.
+   */
+  readonly evalQueuedBudgetMs: number;
   readonly maxDeliveries: number;
   readonly drainConcurrency: number;
   readonly rateLimit: number | undefined;
@@ -39,8 +59,8 @@ export interface Config {
     readonly halfOpenAfterMs: number;
   };
   readonly logLevel: string;
-  /** The client of forwarded calls: the lean node:http2 one, or grpc-js. */
-  readonly grpcClient: 'h2' | 'grpc-js';
+  /** The client of forwarded calls: the lean node:http2 one, grpc-js, or one multiplexed Stream rpc per replica. */
+  readonly grpcClient: 'h2' | 'grpc-js' | 'stream';
   /** PEM files for gRPC TLS; all undefined means plaintext. */
   readonly tls: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string };
 }
@@ -71,6 +91,7 @@ export function loadConfig(env: Env): Config {
     const name = `CALC_${op.toUpperCase()}_TARGETS`;
     targets[op] = Object.freeze(parseTargets(env[name] ?? `127.0.0.1:${DEFAULT_PORTS[op]}`, name));
   }
+  const dataDir = env.CALC_DATA_DIR || defaultDataDir(env);
   return deepFreeze({
     gateway: {
       host: env.CALC_GATEWAY_HOST || '127.0.0.1',
@@ -89,11 +110,21 @@ export function loadConfig(env: Env): Config {
       enabled: oneOf(env, 'CALC_OUTBOX', ['on', 'off'] as const, 'on') === 'on',
       max: int(env, 'CALC_OUTBOX_MAX', 100_000, 1, 100_000_000),
     },
-    dataDir: env.CALC_DATA_DIR || './data',
+    dataDir,
+    controlSocket: env.CALC_CONTROL_SOCKET || join(dataDir, 'up.sock'),
     deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
-    apiKeys: parseApiKeys(env.CALC_API_KEYS),
+    apiKeys: parseApiKeys(env.CALC_API_KEYS, 'CALC_API_KEYS'),
+    adminKeys: parseApiKeys(env.CALC_ADMIN_KEYS, 'CALC_ADMIN_KEYS'),
+    authFailuresPerMin: int(env, 'CALC_AUTH_FAILURES_PER_MIN', 20, 1, 1_000_000),
+    http: {
+      // Below the common `ulimit -n 1024`, leaving room for the queue, gRPC and log descriptors.
+      maxConnections: int(env, 'CALC_MAX_CONNECTIONS', 800, 1, 1_000_000),
+      keepAliveTimeoutMs: int(env, 'CALC_KEEPALIVE_TIMEOUT_MS', 5000, 100, 600_000),
+      headersTimeoutMs: int(env, 'CALC_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    },
     resultTtlS: int(env, 'CALC_RESULT_TTL_S', 86_400, 1, 365 * 86_400),
     leaseMs: int(env, 'CALC_LEASE_MS', 30_000, 100, 3_600_000),
+    evalQueuedBudgetMs: int(env, 'CALC_EVAL_QUEUED_BUDGET_MS', 30_000, 100, 3_600_000),
     maxDeliveries: int(env, 'CALC_MAX_DELIVERIES', 5, 1, 1000),
     drainConcurrency: int(env, 'CALC_DRAIN_CONCURRENCY', 256, 1, 10_000),
     breaker: {
@@ -102,9 +133,20 @@ export function loadConfig(env: Env): Config {
     },
     rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
     logLevel: env.LOG_LEVEL || 'info',
-    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js'] as const, 'h2'),
+    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const, 'stream'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
   });
+}
+
+/**
+ * `$XDG_STATE_HOME/calcmesh`, else `~/.local/state/calcmesh` (the XDG base directory spec): the
+ * same for every process of one user, whatever folder it was started from, so that a gateway
+ * and a service started apart never use two queues without knowing.
+ */
+export function defaultDataDir(env: Env): string {
+  const state = env.XDG_STATE_HOME;
+  if (state && isAbsolute(state)) return join(state, 'calcmesh');
+  return join(env.HOME || homedir(), '.local', 'state', 'calcmesh');
 }
 
 export function parseTargets(raw: string, name: string): string[] {
@@ -139,11 +181,11 @@ function redisSettings(env: Env): RedisSettings | undefined {
   return undefined;
 }
 
-function parseApiKeys(raw: string | undefined): Map<string, string> {
+function parseApiKeys(raw: string | undefined, name: string): Map<string, string> {
   const keys = new Map<string, string>();
   for (const pair of (raw ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
     const at = pair.indexOf(':');
-    if (at <= 0 || at === pair.length - 1) throw invalidArgument('CALC_API_KEYS: expected key:client[,key:client…]');
+    if (at <= 0 || at === pair.length - 1) throw invalidArgument(`${name}: expected key:name[,key:name…]`);
     keys.set(pair.slice(0, at), pair.slice(at + 1));
   }
   return keys;

@@ -16,6 +16,7 @@ import { createTargetClient, type CallOptions, type TargetClient } from './clien
 import { isUpstreamUnavailable, UpstreamUnavailableError } from './errors.js';
 import { createHealthProbe, type ReplicaHealth } from './health.js';
 import { createH2TargetClient, type H2Tls } from './h2-client.js';
+import { createStreamTargetClient } from './stream-client.js';
 
 export interface ReplicaStatus {
   readonly target: string;
@@ -34,8 +35,8 @@ export interface ResilienceOptions {
   /** TLS or plaintext (the default), for grpc-js (health) and the node:http2 client (calls). */
   readonly credentials?: ChannelCredentials;
   readonly h2Tls?: H2Tls | undefined;
-  /** Which client makes the calls: the lean node:http2 one (default) or grpc-js. */
-  readonly transport?: 'h2' | 'grpc-js';
+  /** Which client makes the calls: the lean node:http2 one (default), grpc-js, or one multiplexed stream per replica. */
+  readonly transport?: 'h2' | 'grpc-js' | 'stream';
   readonly onBreakerChange?: (op: ServiceOp, target: string, state: BreakerState, previous: BreakerState) => void;
   /** The services this process calls (default: all); the evaluator leaves itself out. */
   readonly operations?: readonly ServiceOp[];
@@ -99,7 +100,7 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
     const probe = createHealthProbe(target, options.credentials);
     const replica: Replica = {
       target,
-      client: options.transport === 'grpc-js' ? createTargetClient(target, options.credentials) : createH2TargetClient(target, options.h2Tls),
+      client: options.transport === 'grpc-js' ? createTargetClient(target, options.credentials) : options.transport === 'stream' ? createStreamTargetClient(target, { tls: options.h2Tls }) : createH2TargetClient(target, options.h2Tls),
       probe,
       health: 'UNKNOWN',
       inFlight: 0,

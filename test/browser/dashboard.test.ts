@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Locator, type Page, type Route } from 'playwright-core';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { http } from '../helpers/gateway.js';
+import { http, waitFor } from '../helpers/gateway.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -138,6 +138,27 @@ test('when the add service returns, then the queue drains to zero and every tick
   await expectText(page.getByTestId('activity').getByTestId('activity-row').first(), /3 \+ 4.*queued.*ticket done = 7/);
 
   await page.screenshot({ path: `${ARTIFACTS}dashboard-desktop.png`, fullPage: true });
+});
+
+test('when the subtract service hangs (SIGSTOP), then its card shows one state, not answering, instead of up next to an open breaker', async () => {
+  await cluster!.signalService('subtract', 'SIGSTOP');
+  try {
+    // Each call waits out its deadline; enough failures open the circuit, and the rest queue at once.
+    for (const [a, b] of [['9', '1'], ['8', '1'], ['7', '1'], ['6', '1']] as const) {
+      await sendOperation('subtract', a, b);
+      await expectText(page.getByTestId('ticket-status'), /queued/);
+    }
+    await expectText(page.getByTestId('service-state-subtract'), /^not answering — requests queued$/);
+    await expectText(page.getByTestId('service-subtract'), /breaker open/);
+    assert.equal(await page.getByTestId('service-subtract').getByText(/^serving$/).count(), 0, 'no green "serving" beside the open breaker');
+  } finally {
+    await cluster!.signalService('subtract', 'SIGCONT');
+  }
+  // A request after the half-open delay probes the replica and closes its circuit: send until then.
+  await waitFor(async () => {
+    await sendOperation('subtract', '5', '1');
+    return /^up$/.test((await page.getByTestId('service-state-subtract').textContent()) ?? '') ? true : undefined;
+  }, 'the subtract card to read up again', 20_000);
 });
 
 test('when the page is 375 px wide, then nothing overflows sideways and every control has a label', async () => {

@@ -84,6 +84,9 @@ export interface LedgerCounts {
   delivered: number;
   /** 200 ids with no ticket to read (answered directly while the queue was unreachable). */
   unrecorded200: number;
+  /** Slow requests (label "(slow)"), and of those the ones that were queued. */
+  slow: number;
+  slowQueued: number;
   lost: number;
   doubled: number;
   wrong: number;
@@ -171,7 +174,7 @@ export class Ledger {
     const violations: Violation[] = [];
     const counts: LedgerCounts = {
       requests: this.entries.size, replays: 0, attempts: 0, retries: 0, ok200: 0, queued202: 0, rejected4xx: 0,
-      byStatus: {}, tickets: 0, delivered: this.deliveries.length, unrecorded200: 0, lost: 0, doubled: 0, wrong: 0, misdelivered: 0,
+      byStatus: {}, tickets: 0, delivered: this.deliveries.length, unrecorded200: 0, slow: 0, slowQueued: 0, lost: 0, doubled: 0, wrong: 0, misdelivered: 0,
     };
     const flag = (kind: ViolationKind, detail: string, about: { entry?: Entry; id?: string; client?: string } = {}) => {
       const client = about.client ?? about.entry?.spec.client;
@@ -189,6 +192,9 @@ export class Ledger {
 
     const index = this.ticketIndex();
     counts.tickets = [...index.values()].filter((t) => t.queued).length;
+    const isSlow = (entry: Entry | undefined) => entry?.spec.label.endsWith('(slow)') === true;
+    counts.slow = [...this.entries.values()].filter(isSlow).length;
+    counts.slowQueued = [...index.values()].filter((t) => t.queued && isSlow(this.entry(t.seq))).length;
     for (const ticket of index.values()) {
       if (ticket.seqs.size > 1) flag('id-shared', `id given to ${ticket.seqs.size} different requests: ${[...ticket.seqs].join(', ')}`, { id: ticket.id, entry: this.entry(ticket.seq) });
     }

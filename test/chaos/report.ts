@@ -24,6 +24,8 @@ export function figures(report: ChaosReport): [string, string][] {
     ['200 (answered directly)', String(counts.ok200)],
     ['202 (queued, ticket issued)', `${counts.queued202} (${counts.tickets} distinct tickets, ${counts.delivered} results delivered by /pending_results)`],
     ['4xx (refused at once)', String(counts.rejected4xx)],
+    ['slow expressions (longer than a lease)', `${counts.slow}, ${counts.slowQueued} of them queued (every answer of add to the evaluator delayed ${report.slowAdd.delayMs} ms; lease ${report.slowAdd.leaseMs} ms)`],
+    ['HEAD / OPTIONS reads during the window', String(report.readOnlyPolls)],
     ['lost', String(counts.lost)],
     ['doubled', String(counts.doubled)],
     ['wrong', String(counts.wrong)],
@@ -118,6 +120,12 @@ replica at least) and restarts them, pauses one with SIGSTOP and resumes it, kil
 \`kill -9\` and restarts it, and restarts Redis. Then it restores everything, waits for the queues to
 drain, reads every ticket twice (and once as another client), and takes each client's
 \`/pending_results\` with two concurrent fetchers until every ticket has come.
+
+Two additions since issue 12: the evaluator reaches add through a proxy that delays every answer
+by ${report.slowAdd.delayMs} ms, and 3 % of the requests are chains of 16–24 additions, so a queued one runs
+2.4–3.6 s against a ${report.slowAdd.leaseMs} ms lease (its consumer must keep renewing its lease); and all along, each
+client sends HEAD and OPTIONS of \`/pending_results\` and HEAD of its latest ticket every 100 ms
+(none may take a delivery away).
 
 The ledger (test/chaos/ledger.ts) then requires that: every 200 carries the reference result; every
 4xx is the expected one for invalid input and no valid request got one; every 202 ticket is done

@@ -2,7 +2,10 @@
  * One chaos run with exact accounting, against real processes:
  *
  *   Redis (AOF, appendfsync always) ─ cluster: add ×2, subtract, multiply, divide, evaluate, gateway
- *   clients (API keys) ── mixed load, every request with its own Idempotency-Key, retried on no answer
+ *   clients (API keys) ── mixed load, every request with its own Idempotency-Key, retried on no answer;
+ *                         some expressions are slow (the evaluator reaches add through a proxy that
+ *                         delays each answer, so they run longer than a lease)
+ *   read poller ───────── HEAD and OPTIONS of /pending_results and HEAD of tickets, all along
  *   chaos script ──────── kill -9 / SIGSTOP services, kill -9 the gateway, restart Redis
  *   then: restore everything, let the queues drain, read every ticket (twice, and as another
  *         client), replay a sample of keys, collect /pending_results (2 fetchers per client)
@@ -24,6 +27,8 @@ import { ProcessLog } from './process-log.js';
 import { QueueWatch } from './queue-watch.js';
 import { createRng, type Rng } from './rng.js';
 import { nextRequest } from './workload.js';
+import { startDelayProxy, type DelayProxy } from './delay-proxy.js';
+import { pollReads } from './read-poller.js';
 
 export interface ChaosOptions {
   readonly durationMs: number;
@@ -67,6 +72,10 @@ export interface ChaosReport {
   readonly phases: Record<string, number>;
   readonly wallMs: number;
   readonly violations: readonly (Violation & { evidence: string[] })[];
+  /** HEAD / OPTIONS requests sent during the window (none may take a delivery). */
+  readonly readOnlyPolls: number;
+  /** The delay of every answer of add to the evaluator, and the lease it is measured against. */
+  readonly slowAdd: { readonly delayMs: number; readonly leaseMs: number };
   /** Failures of the run itself or of a process that the chaos script did not cause. */
   readonly anomalies: readonly string[];
   readonly logsDir?: string;
@@ -84,6 +93,9 @@ const TWIN_SHARE = 0.03;
 const REPLAY_SHARE = 0.05;
 /** Share of all requests replayed once more after the queues drained. */
 const FINAL_REPLAY_SHARE = 0.2;
+const LEASE_MS = 2000;
+/** Each answer of add to the evaluator: a slow expression (16–24 additions) then takes 2.4–3.6 s. */
+const SLOW_ADD_MS = 150;
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const wallStart = Date.now();
@@ -120,21 +132,32 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   let cluster: Cluster | undefined;
   let gateway: Spawned | undefined;
+  const proxies: DelayProxy[] = [];
+  let evaluatorEnv: NodeJS.ProcessEnv | undefined;
   let verdict: Omit<ChaosReport, 'wallMs' | 'violations' | 'anomalies' | 'logsDir' | 'ok' | 'phases'> & { violations: Violation[] } | undefined;
+  let readOnlyPolls = 0;
   try {
     const mom = await startMom(options.mom ?? 'redis', { outageMs: options.outageMs, log });
     redis = mom.redis;
     cluster = await startCluster({
       replicas: REPLICAS,
+      services: ['add', 'subtract', 'multiply', 'divide'],
+      serviceEnv: (op) => (op === 'evaluate' ? evaluatorEnv : undefined),
       env: {
         ...mom.env,
         CALC_API_KEYS: clients.map((c) => `${c.apiKey}:${c.name}`).join(','),
-        CALC_LEASE_MS: '2000',
+        CALC_LEASE_MS: String(LEASE_MS),
         CALC_DEADLINE_MS: '500',
         CALC_RATE_LIMIT: '',
         LOG_LEVEL: 'info',
       },
     });
+    // The evaluator reaches each add replica through a proxy that delays its answers.
+    for (const target of cluster.env.CALC_ADD_TARGETS!.split(',')) {
+      proxies.push(await startDelayProxy(Number(target.slice(target.lastIndexOf(':') + 1)), SLOW_ADD_MS));
+    }
+    evaluatorEnv = { CALC_ADD_TARGETS: proxies.map((p) => `127.0.0.1:${p.port}`).join(',') };
+    await cluster.startService('evaluate');
     for (const t of TARGETS) plog.attach(targetName(t), cluster.service(t.op, t.replica)!);
     // The helper keeps its first gateway's handle to itself: start it again to follow its output.
     await cluster.killGateway('SIGTERM');
@@ -163,11 +186,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // Under chaos: the load and the failures, side by side, for the same window.
     const chaosUntil = Date.now() + options.durationMs;
     const load = runLoad({ url: c.gatewayUrl, clients, concurrency, maxRequests, ratePerS, until: chaosUntil, rng: rng.fork('load'), runTag, ledger });
+    const reads = pollReads({ url: c.gatewayUrl, clients, ledger, until: chaosUntil });
     await monkey.run(chaosUntil).catch((error) => anomalies.push(`chaos script stopped: ${String(error)}`));
     const repaired = await monkey.restoreAll();
     for (const r of repaired) anomalies.push(`after the chaos window, had to repair: ${r} (it went away on its own)`);
     const restoredAt = Date.now();
     await load;
+    readOnlyPolls = await reads;
     phase('chaos');
 
     // Drained: every queue empty (nothing stored, nothing in flight) after the last repair.
@@ -219,6 +244,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       kills: monkey.counts(),
       events: monkey.events,
       drain: { finalMs, maxAfterRestoreMs: measured.length > 0 ? Math.max(...measured, finalMs ?? 0) : finalMs, maxDepth: watch.maxDepth },
+      readOnlyPolls,
+      slowAdd: { delayMs: SLOW_ADD_MS, leaseMs: LEASE_MS },
       violations: judged.violations,
     };
   } finally {
@@ -226,6 +253,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const teardown = Date.now();
     await cluster?.close().catch((error) => anomalies.push(`cluster close: ${String(error)}`));
     await redis?.stop().catch((error) => anomalies.push(`redis stop: ${String(error)}`));
+    await Promise.all(proxies.map((p) => p.close()));
     await plog.close();
     process.removeListener('exit', emergency);
     phases.teardown = Date.now() - teardown;

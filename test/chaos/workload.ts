@@ -152,12 +152,17 @@ function randomTree(rng: Rng, depth: number): Tree {
 }
 
 export interface WorkloadMix {
-  /** Shares of valid arithmetic, valid expressions and invalid input (the rest). */
+  /** Shares of valid arithmetic, valid expressions, slow expressions and invalid input (the rest). */
   readonly arithmetic: number;
   readonly expressions: number;
+  /** Long chains of additions: with a slow add service, they take longer than a lease. */
+  readonly slow?: number;
 }
 
-export const DEFAULT_MIX: WorkloadMix = { arithmetic: 0.55, expressions: 0.32 };
+export const DEFAULT_MIX: WorkloadMix = { arithmetic: 0.55, expressions: 0.29, slow: 0.03 };
+
+/** Additions in one slow expression: each one call to add, one after the other. */
+export const SLOW_TERMS = { min: 16, max: 24 };
 
 /** The next request of one client. `key` must be unique across the run (it is the Idempotency-Key). */
 export function nextRequest(rng: Rng, client: string, seq: number, key: string, mix: WorkloadMix = DEFAULT_MIX): RequestSpec {
@@ -165,6 +170,7 @@ export function nextRequest(rng: Rng, client: string, seq: number, key: string, 
   const base = { seq, client, key };
   if (roll < mix.arithmetic) return arithmeticRequest(rng, base);
   if (roll < mix.arithmetic + mix.expressions) return expressionRequest(rng, base, randomTree(rng, rng.int(1, 3)));
+  if (roll < mix.arithmetic + mix.expressions + (mix.slow ?? 0)) return slowRequest(rng, base);
   return invalidRequest(rng, base);
 }
 
@@ -195,6 +201,14 @@ function expressionRequest(rng: Rng, base: Base, tree: Tree): RequestSpec {
   const expression = render(tree, rng);
   const value = referenceValue(tree);
   return { ...evaluatePost(base, expression, ''), expression, expect: value === 'domain' ? DOMAIN : { kind: 'value', value } };
+}
+
+/** `1+2+…`: a left-deep chain of additions of small integers (exact in doubles). */
+function slowRequest(rng: Rng, base: Base): RequestSpec {
+  let tree: Tree = { kind: 'num', text: String(rng.int(1, 50)) };
+  for (let i = rng.int(SLOW_TERMS.min, SLOW_TERMS.max); i > 0; i--) tree = { kind: 'bin', op: 'add', left: tree, right: { kind: 'num', text: String(rng.int(1, 50)) } };
+  const spec = expressionRequest(rng, base, tree);
+  return { ...spec, label: `${spec.label} (slow)` };
 }
 
 /** `POST /v1/evaluate` of one expression; `note` goes into the label. */

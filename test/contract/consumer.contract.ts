@@ -80,6 +80,51 @@ export function runConsumerContract(harness: () => QueueHarness): void {
       assert.doesNotMatch(failed[1]?.error?.message ?? '', /secret/);
     });
 
+    test('when the handler fails with UNAVAILABLE that is not retried (its budget ran out), then the ticket carries DEADLINE_EXCEEDED, never UNAVAILABLE', async () => {
+      const h = harness();
+      const q = h.open();
+      const task = newTask('add');
+      await q.enqueue(task);
+      start(q, 'out-of-time', () => {
+        throw new CalcError('UNAVAILABLE', 'no time left for the call to multiply');
+      });
+      const ticket = await eventually(async () => {
+        const read = await ticketOf(q, task.id);
+        return read?.status === 'failed' ? read : undefined;
+      }, 'the ticket to fail');
+      assert.equal(ticket.error?.code, 'DEADLINE_EXCEEDED');
+      assert.match(ticket.error?.message ?? '', /no time left/);
+    });
+
+    test('when a task takes several leases to compute, then its consumer keeps the lease and no other consumer computes it again', async () => {
+      const h = harness();
+      const q = h.open();
+      const task = newTask('add');
+      await q.enqueue(task);
+      // The injected clock runs with real time here, so a lease of 500 ms really passes 5 times.
+      const leaseMs = 500;
+      let runs = 0;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let started!: () => void;
+      const first = new Promise<void>((resolve) => (started = resolve));
+      start(q, 'slow', async (claimed) => {
+        runs += 1;
+        started();
+        await gate;
+        return add(claimed);
+      }, { leaseMs });
+      await first;
+      start(h.open(), 'thief', (claimed) => {
+        runs += 1;
+        return add(claimed);
+      }, { leaseMs });
+      await new Promise((r) => setTimeout(r, leaseMs * 5)); // the thing under test is time passing
+      release();
+      await eventually(async () => ((await ticketOf(q, task.id))?.status === 'done' ? true : undefined), 'the slow task to complete');
+      assert.equal(runs, 1, 'the task was computed again while its consumer was still working on it');
+    });
+
     test('when the handler fails with a retryable error, then the task is retried later without counting a delivery', async () => {
       const h = harness();
       const q = h.open();

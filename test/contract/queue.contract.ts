@@ -161,6 +161,44 @@ export function runQueueContract(name: string, factory: HarnessFactory): void {
       assert.equal((await q.stats(['add'])).add?.depth, 0);
     });
 
+    test('when a completed ticket is read (also while waiting), then it is still delivered once through takeCompleted', async () => {
+      const task = newTask();
+      await q.enqueue(task);
+      const [claimed] = await q.claim('add', 'c1', 10, now);
+      await q.complete('add', [{ task: claimed!, outcome: { ok: true, result: 3 } }]);
+      for (let i = 0; i < 3; i++) assert.equal((await q.getTicket('alice', task.id))?.status, 'done');
+      assert.deepEqual((await q.takeCompleted('alice', 10)).map((t) => t.id), [task.id], 'reads never consume a delivery');
+      assert.deepEqual(await q.takeCompleted('alice', 10), [], 'and it is delivered once');
+      assert.equal((await q.getTicket('alice', task.id))?.result, 3, 'still readable after delivery');
+    });
+
+    test('when a lease is extended by its holder, then it is not reclaimed; when by another consumer, then nothing changes', async () => {
+      const leaseMs = 1000;
+      // Time passes for real where Redis keeps it, by a jump of the injected clock elsewhere.
+      const pass = async (ms: number) => (h.serverTime ? new Promise((r) => setTimeout(r, ms)) : h.clock.advance(ms));
+      const task = newTask();
+      await q.enqueue(task);
+      const [held] = await q.claim('add', 'c1', 10, { leaseMs, blockMs: 0 });
+      await pass(600);
+      assert.equal(await q.extend('add', 'c1', [held!], leaseMs), 1);
+      assert.equal(await q.extend('add', 'c2', [held!], leaseMs), 0, 'only the holder extends');
+      await pass(600);
+      assert.deepEqual(await q.claim('add', 'c2', 10, { leaseMs, blockMs: 0 }), [], 'an extended lease is not reclaimed');
+      await pass(leaseMs + 1);
+      const [reclaimed] = await claimAgain(q, 'c2', leaseMs);
+      assert.equal(reclaimed!.id, task.id, 'once no longer extended, it is reclaimed');
+      assert.equal(await q.extend('add', 'c1', [held!], leaseMs), 0, 'a lost lease cannot be extended again');
+    });
+
+    test('when an idempotency key is taken over, then exactly one of many concurrent takeovers wins', async () => {
+      assert.equal(await q.reserveKey('alice', 'k1', 'dead-holder'), undefined);
+      const wins = await Promise.all(Array.from({ length: 20 }, (_, i) => q.takeOverKey('alice', 'k1', 'dead-holder', `new-${i}`)));
+      assert.equal(wins.filter(Boolean).length, 1);
+      const winner = `new-${wins.indexOf(true)}`;
+      assert.equal(await q.reserveKey('alice', 'k1', 'someone-else'), winner);
+      assert.equal(await q.takeOverKey('alice', 'k1', 'dead-holder', 'late'), false, 'a takeover of a holder already replaced fails');
+    });
+
     test('when a task is delivered more than maxDeliveries times, then it is dead-lettered and its ticket fails', async () => {
       const leaseMs = shortLease();
       const task = newTask();
@@ -176,6 +214,7 @@ export function runQueueContract(name: string, factory: HarnessFactory): void {
         return read?.status === 'failed' ? read : undefined;
       }, 'the task to be dead-lettered');
       assert.equal(ticket.error?.code, DEAD_LETTER_CODE);
+      assert.equal(DEAD_LETTER_CODE, 'DEAD_LETTER', 'a dead-lettered ticket carries its own code');
       assert.match(ticket.error?.message ?? '', /2 deliveries/);
       assert.deepEqual((await q.takeCompleted('alice', 10)).map((t) => t.id), [task.id]);
       const stats = (await q.stats(['add'])).add;

@@ -102,3 +102,25 @@ test('when Redis has lost the stream and its group, then pruning is skipped and 
     await queue.close();
   }
 });
+
+test('when a stream entry holds a task that cannot be decoded, then it is dead-lettered and the claims of its operation keep working', async () => {
+  await admin.flushall();
+  const queue = openQueue();
+  try {
+    const bad = newTask('add');
+    await queue.enqueue(bad);
+    // Its entry replaced by one whose task JSON is garbage (a foreign writer, a corrupted restore).
+    const entryId = (await admin.xrange(keys.stream('add'), '-', '+'))[0]![0];
+    await admin.xdel(keys.stream('add'), entryId);
+    await admin.xadd(keys.stream('add'), '*', 'id', bad.id, 't', '{"id": not json', 'at', String(Date.now()));
+    const good = newTask('add');
+    await queue.enqueue(good);
+    const claimed = await queue.claim('add', 'c1', 10, { leaseMs: 60_000, blockMs: 0 });
+    assert.deepEqual(claimed.map((t) => t.id), [good.id]);
+    const ticket = await queue.getTicket('alice', bad.id);
+    assert.deepEqual([ticket?.status, ticket?.error?.code], ['failed', 'DEAD_LETTER']);
+    assert.equal((await queue.stats(['add'])).add?.deadLetters, 1);
+  } finally {
+    await queue.close();
+  }
+});

@@ -35,6 +35,8 @@ export interface ClusterOptions {
   /** Replicas per service (default 1); CALC_<OP>_TARGETS lists them all. */
   readonly replicas?: Partial<Record<ServiceOp, number>>;
   readonly env?: NodeJS.ProcessEnv;
+  /** Added to the environment of every start of a service's process (restarts included), read at each start. */
+  readonly serviceEnv?: (op: ServiceOp) => NodeJS.ProcessEnv | undefined;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -67,7 +69,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     service: (op, replica) => services.get(key(op, replica)),
     async startService(op, extraEnv = {}, replica = 0) {
       const port = ports.get(op)![replica];
-      const child = spawnGroup(process.execPath, [CLI, 'service', op], { ...env, CALC_SERVICE_PORT: String(port), ...extraEnv });
+      const child = spawnGroup(process.execPath, [CLI, 'service', op], { ...env, CALC_SERVICE_PORT: String(port), ...options.serviceEnv?.(op), ...extraEnv });
       services.set(key(op, replica), child);
       await child.waitForOutput(/service listening/, 20_000);
       return child;

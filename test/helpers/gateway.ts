@@ -25,15 +25,18 @@ export async function startGateway(options: {
   apiKeys?: Record<string, string>;
   deadlineMs?: number;
   rateLimit?: number;
+  adminKeys?: Record<string, string>;
+  authFailuresPerMin?: number;
   logger?: Logger;
 }): Promise<TestGateway> {
   const dir = options.redisUrl || options.queue ? undefined : mkdtempSync(join(tmpdir(), 'calcmesh-gw-'));
   const queue = options.queue ?? openQueue({ redisUrl: options.redisUrl, dataDir: dir ?? '', resultTtlS: 3600, maxDeliveries: 5 });
   const logger = options.logger ?? silentLogger();
-  const metrics = createGatewayMetrics({ queue, defaultMetrics: false });
+  const metrics = createGatewayMetrics({ queue, defaultMetrics: false, logger });
   const upstreams = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
   const app = await buildGateway(
-    { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})), rateLimit: options.rateLimit },
+    { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})), rateLimit: options.rateLimit,
+      adminKeys: new Map(Object.entries(options.adminKeys ?? {})), authFailuresPerMin: options.authFailuresPerMin },
     { queue, upstreams, logger, metrics },
   );
   await app.listen({ host: '127.0.0.1', port: 0 });

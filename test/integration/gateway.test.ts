@@ -68,7 +68,7 @@ describe('gateway, direct path', () => {
     assertError(await http(`${gateway.url}/nope`), 404, 'NOT_FOUND');
     assertError(await http(`${gateway.url}/add/1/2/3`), 404, 'NOT_FOUND');
     assertError(await http(`${gateway.url}/v1/results/00000000-0000-0000-0000-000000000000`), 404, 'NOT_FOUND');
-    assertError(await http(`${gateway.url}/add/1/2`, { method: 'DELETE' }), 404, 'NOT_FOUND');
+    assertError(await http(`${gateway.url}/add/1/2`, { method: 'DELETE' }), 405, 'METHOD_NOT_ALLOWED');
   });
 
   test('when the URL has broken percent-encoding, then 400 in JSON, not a crash', async () => {

@@ -1,6 +1,6 @@
 /**
  * Seven hosts on one machine (deploy/netns-cluster.sh): each component in its own network
- * namespace, over Redis, configured only through the environment. Then a network partition: the
+ * namespace, over Redis, each started as its systemd unit starts it. Then a network partition: the
  * multiply host's packets are dropped both ways while its link stays up (a hung peer, as behind a
  * broken switch; not a refused connection), and healed. Needs root; fails, never skips, without it.
  *
@@ -9,6 +9,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { http, waitFor, type HttpReply } from '../helpers/gateway.js';
 import { createNetnsCluster, requireNetns, sweepOrphans, type NetnsCluster } from './cluster.js';
 
@@ -68,6 +71,28 @@ after(() => {
   const pids = cluster.pids();
   teardown();
   assert.deepEqual(cluster.leftovers(pids), [], `nothing of ${cluster.prefix} is left`);
+});
+
+test('when the seven hosts are up, then each calcmesh host runs its systemd unit\'s ExecStart with the unit\'s Environment= and the EnvironmentFile', () => {
+  const c = cluster!;
+  const root = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+  const setting = (unit: string, key: string) => {
+    const text = readFileSync(join(root, 'deploy/systemd', unit), 'utf8');
+    return [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((match) => match[1]!);
+  };
+  const envFile = readFileSync(join(c.runDir, 'calcmesh.env'), 'utf8').split('\n').filter((line) => /^[A-Za-z_]\w*=/.test(line));
+  assert.ok(envFile.some((line) => line.startsWith('CALC_REDIS_URL=redis://')), 'the EnvironmentFile names the MOM');
+  for (const host of ['gateway', 'add', 'subtract', 'multiply', 'divide', 'evaluate'] as const) {
+    const unit = host === 'gateway' ? 'calcmesh-gateway.service' : 'calcmesh-service@.service';
+    const resolve = (line: string) => line.replaceAll('%i', host).replaceAll('%S', join(c.runDir, 'state', host)).replaceAll('/opt/calcmesh', root);
+    const pid = readFileSync(join(c.runDir, 'pids', `${host}.pid`), 'utf8').trim();
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    assert.deepEqual(cmdline, resolve(setting(unit, 'ExecStart')[0]!).split(' '), `${host}: ExecStart`);
+    const environ = new Set(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0'));
+    const lastWins = new Map([...setting(unit, 'Environment').flatMap((line) => resolve(line).split(' ')), ...envFile].map((line) => [line.slice(0, line.indexOf('=')), line]));
+    for (const line of lastWins.values()) assert.ok(environ.has(line), `${host}: ${line.replace(/:\/\/:[^@]*@/, '://:***@')} in its environment`);
+    assert.equal(readlinkSync(`/proc/${pid}/cwd`), resolve(setting(unit, 'WorkingDirectory')[0]!), `${host}: WorkingDirectory`);
+  }
 });
 
 test('when the seven hosts are up, then /readyz reports every service serving and requests cross hosts', async () => {

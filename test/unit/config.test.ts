@@ -12,7 +12,7 @@ test('when nothing is set, then the defaults are those of the contract', () => {
   assert.deepEqual(config.targets.divide, ['127.0.0.1:50054']);
   assert.deepEqual(config.targets.evaluate, ['127.0.0.1:50055']);
   assert.equal(config.deadlineMs, 1000);
-  assert.equal(config.dataDir, './data');
+  assert.equal(loadConfig({ HOME: '/home/ann' }).dataDir, '/home/ann/.local/state/calcmesh', 'the issue overrides the contract\'s ./data');
   assert.equal(config.redisUrl, undefined);
   assert.equal(config.apiKeys.size, 0);
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.targets));
@@ -51,4 +51,10 @@ test('when the outbox is configured, then on/off and its bound are read, on with
   assert.deepEqual(loadConfig({}).outbox, { enabled: true, max: 100_000 });
   assert.deepEqual(loadConfig({ CALC_OUTBOX: 'off', CALC_OUTBOX_MAX: '5' }).outbox, { enabled: false, max: 5 });
   assert.throws(() => loadConfig({ CALC_OUTBOX: 'maybe' }), /CALC_OUTBOX/);
+});
+
+test('when XDG_STATE_HOME is set (absolute), then the default data dir is under it; the working directory never matters', () => {
+  assert.equal(loadConfig({ XDG_STATE_HOME: '/var/state', HOME: '/home/ann' }).dataDir, '/var/state/calcmesh');
+  assert.equal(loadConfig({ XDG_STATE_HOME: 'relative', HOME: '/home/ann' }).dataDir, '/home/ann/.local/state/calcmesh', 'a relative one is ignored, per the spec');
+  assert.equal(loadConfig({ CALC_DATA_DIR: '/srv/q', HOME: '/home/ann' }).dataDir, '/srv/q');
 });

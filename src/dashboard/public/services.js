@@ -66,9 +66,14 @@ function createCard(op) {
     update(service) {
       element.classList.remove('is-stale');
       const list = service?.replicas ?? [];
-      const serving = list.filter((r) => r.health === 'SERVING').length;
+      // One state per card: a replica whose health still says SERVING but whose circuit is open
+      // (hung: it takes connections and never answers) is not up, whatever its health stream says.
+      const serving = list.filter(isAnswering).length;
+      const hung = list.filter((r) => r.health === 'SERVING' && r.breaker === 'open').length;
       const tone = list.length === 0 ? 'neutral' : serving === 0 ? 'down' : serving < list.length ? 'warn' : 'up';
-      const text = list.length === 0 ? 'unknown' : serving === 0 ? 'down' : serving < list.length ? `up ${serving}/${list.length}` : 'up';
+      const text = list.length === 0 ? 'unknown'
+        : serving === 0 ? (hung > 0 ? 'not answering — requests queued' : 'down — requests queued')
+        : serving < list.length ? `up ${serving}/${list.length}` : 'up';
       setBadge(state, tone, text);
       element.dataset.state = tone;
 
@@ -94,11 +99,16 @@ function createCard(op) {
   };
 }
 
+/** A replica takes calls: its health says SERVING and its circuit is not open. */
+const isAnswering = (replica) => replica.health === 'SERVING' && replica.breaker !== 'open';
+
 function replicaRow(replica) {
-  const healthy = replica.health === 'SERVING';
+  const healthy = isAnswering(replica);
   const row = el('li', { class: 'replica' },
     el('code', { class: 'target' }, replica.target),
-    el('span', { class: `badge ${healthy ? 'up' : 'down'}` }, HEALTH_TEXT[replica.health] ?? String(replica.health).toLowerCase()));
+    el('span', { class: `badge ${healthy ? 'up' : 'down'}` }, healthy || replica.health !== 'SERVING'
+      ? HEALTH_TEXT[replica.health] ?? String(replica.health).toLowerCase()
+      : 'not answering'));
   if (replica.breaker) {
     row.append(el('span', { class: `badge ${BREAKER_TONE[replica.breaker] ?? 'neutral'}`, title: 'circuit breaker' }, `breaker ${replica.breaker}`));
   }

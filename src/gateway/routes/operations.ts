@@ -17,6 +17,8 @@ export const queuedSchema = {
 /** `GET /{op}/{a}/{b}`: the original system's routes, plus divide. */
 export function operationRoutes(app: FastifyInstance, dispatcher: Dispatcher): void {
   app.get<{ Params: { op: string; a: string; b: string } }>('/:op/:a/:b', {
+    // HEAD would run this handler (and its side effects): it is answered 405 instead (methods.ts).
+    exposeHeadRoute: false,
     schema: {
       tags: ['compute'],
       summary: 'Compute one operation (the original routes, plus divide)',

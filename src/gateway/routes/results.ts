@@ -52,6 +52,8 @@ export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
   });
 
   app.get('/pending_results', {
+    // HEAD would run this handler (and its side effects): it is answered 405 instead (methods.ts).
+    exposeHeadRoute: false,
     schema: {
       tags: ['results'],
       summary: 'This client\'s completed queued results, each delivered once (the original route)',
@@ -61,7 +63,11 @@ export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
         '5xx': errorResponseSchema,
       },
     },
-  }, async (request) => ({ results: (await read(() => queue.takeCompleted(request.client, PENDING_BATCH))).map(view) }));
+  }, async (request) => {
+    // Only a GET delivers: Fastify also runs this handler for HEAD, which must stay a read.
+    if (request.method !== 'GET') return { results: [] };
+    return { results: (await read(() => queue.takeCompleted(request.client, PENDING_BATCH))).map(view) };
+  });
 }
 
 async function read<T>(fn: () => Promise<T>): Promise<T> {

@@ -6,12 +6,15 @@ when this finds nothing, is the caller's second step on its own connection).
      unless they were delivered maxDeliveries times already: those go to the dead-letter
      stream and their ticket fails (pending for its client, like any completion).
   3. New entries fill the rest (XREADGROUP >, which never blocks inside a script).
+An entry whose task JSON cannot be decoded is dead-lettered as it is met, so that it never
+fails the claims of its operation. Every call records its time as the op's last claim.
 Deliveries of an entry = its field `b` (deliveries before a retryLater re-added it) + the
 group's delivery counter. The dead-letter reason repeats deadLetterReason() of errors.ts.
 
 KEYS[1]  the op's stream
 KEYS[2]  the op's dead-letter stream
 KEYS[3]  the op's delayed zset (score: due time, ms of server time)
+KEYS[4]  the op's last-claim string (set to ARGV[9], the caller's clock, as stats reads it)
 ARGV[1]  consumer group        ARGV[2]  consumer           ARGV[3]  lease, ms
 ARGV[4]  max entries           ARGV[5]  maxDeliveries      ARGV[6]  ticket key prefix
 ARGV[7]  pending list prefix   ARGV[8]  result TTL, s      ARGV[9]  completedAt, ms
@@ -27,11 +30,38 @@ local lease, max, maxDeliveries = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
+redis.call('SET', KEYS[4], ARGV[9])
+
 local function fields(flat)
   local f = {}
   for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
   return f
 end
+
+local function deadLetter(id, f, deliveries, reason)
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[11], '*', 'id', f.id or '', 't', f.t or '', 'at', f.at or '',
+    'deliveries', deliveries, 'reason', reason)
+  redis.call('XACK', stream, group, id)
+  redis.call('XDEL', stream, id)
+  if not f.id then return end
+  local key = ARGV[6] .. f.id
+  if redis.call('HGET', key, 'status') == 'queued' then
+    redis.call('HSET', key, 'status', 'failed', 'errorCode', ARGV[10], 'errorMessage', reason,
+      'completedAt', ARGV[9])
+    redis.call('EXPIRE', key, ARGV[8])
+    local pending = ARGV[7] .. redis.call('HGET', key, 'client')
+    redis.call('RPUSH', pending, f.id)
+    redis.call('EXPIRE', pending, ARGV[8])
+  end
+end
+
+-- The task JSON as the TS side will read it: an object with a string id, and its enqueue time.
+local function decodable(f)
+  if type(f.t) ~= 'string' or tonumber(f.at) == nil then return false end
+  local ok, task = pcall(cjson.decode, f.t)
+  return ok and type(task) == 'table' and type(task.id) == 'string'
+end
+local UNDECODABLE = 'the stored task cannot be decoded'
 
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, max)) do
   local d = cjson.decode(member)
@@ -48,21 +78,10 @@ for _, p in ipairs(redis.call('XPENDING', stream, group, 'IDLE', lease, '-', '+'
   else
     local f = fields(found[1][2])
     local deliveries = tonumber(f.b or '0') + count
-    if deliveries >= maxDeliveries then
-      local reason = 'gave up after ' .. deliveries .. ' deliveries: each consumer lost its lease (crashed or hung)'
-      redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[11], '*', 'id', f.id, 't', f.t, 'at', f.at,
-        'deliveries', deliveries, 'reason', reason)
-      redis.call('XACK', stream, group, id)
-      redis.call('XDEL', stream, id)
-      local key = ARGV[6] .. f.id
-      if redis.call('HGET', key, 'status') == 'queued' then
-        redis.call('HSET', key, 'status', 'failed', 'errorCode', ARGV[10], 'errorMessage', reason,
-          'completedAt', ARGV[9])
-        redis.call('EXPIRE', key, ARGV[8])
-        local pending = ARGV[7] .. redis.call('HGET', key, 'client')
-        redis.call('RPUSH', pending, f.id)
-        redis.call('EXPIRE', pending, ARGV[8])
-      end
+    if not decodable(f) then
+      deadLetter(id, f, deliveries, UNDECODABLE)
+    elseif deliveries >= maxDeliveries then
+      deadLetter(id, f, deliveries, 'gave up after ' .. deliveries .. ' deliveries: each consumer lost its lease (crashed or hung)')
     elseif #redis.call('XCLAIM', stream, group, consumer, lease, id) == 1 then
       local n = #out
       out[n + 1], out[n + 2], out[n + 3] = id, f.t, f.at
@@ -77,9 +96,13 @@ if want > 0 then
   if read then
     for _, entry in ipairs(read[1][2]) do
       local f = fields(entry[2])
-      local n = #out
-      out[n + 1], out[n + 2], out[n + 3] = entry[1], f.t, f.at
-      out[n + 4], out[n + 5], out[n + 6] = tonumber(f.b or '0') + 1, f.r or '0', 1
+      if decodable(f) then
+        local n = #out
+        out[n + 1], out[n + 2], out[n + 3] = entry[1], f.t, f.at
+        out[n + 4], out[n + 5], out[n + 6] = tonumber(f.b or '0') + 1, f.r or '0', 1
+      else
+        deadLetter(entry[1], f, tonumber(f.b or '0') + 1, UNDECODABLE)
+      end
     end
   end
 end

@@ -4,10 +4,12 @@ stats: one operation's backlog, read in one step so that the numbers agree with 
 KEYS[1]  the op's stream
 KEYS[2]  the op's dead-letter stream
 KEYS[3]  the op's delayed zset
+KEYS[4]  the op's last-claim string
 ARGV[1]  consumer group
 
 Returns: { depth (stream + delayed), in flight (the group's pending entries),
-           enqueuedAt of the oldest task that is easy to find ('' when empty), dead letters }
+           enqueuedAt of the oldest task that is easy to find ('' when empty), dead letters,
+           the last claim's time ('' when none) }
 The oldest is the older of the stream's first entry and the delayed task due first: exact for
 a backlog in arrival order, an approximation when retried tasks are mixed in.
 ]]
@@ -29,4 +31,5 @@ if #due == 1 then
   local at = tonumber(cjson.decode(due[1]).at)
   if oldest == nil or at < oldest then oldest = at end
 end
-return { depth, inFlight, oldest and tostring(oldest) or '', redis.call('XLEN', KEYS[2]) }
+return { depth, inFlight, oldest and tostring(oldest) or '', redis.call('XLEN', KEYS[2]),
+  redis.call('GET', KEYS[4]) or '' }

@@ -9,10 +9,10 @@ import { buildEvaluatorServer, evaluateExpression } from './server.js';
 
 /**
  * `calcmesh service evaluate`. Its queued expressions wait for the arithmetic services they
- * need: an unavailable one makes the task retry later with backoff, never fail.
+ * need: an unavailable one makes the task retry later with backoff, never fail. A queued
+ * expression has no caller waiting on a deadline: it gets CALC_EVAL_QUEUED_BUDGET_MS for all its
+ * calls, while the consumer's heartbeat keeps its lease however long that is.
  */
-/** A queued expression has no caller waiting on a deadline: it gets this long for all its calls. */
-const QUEUED_BUDGET_MS = 30_000;
 
 export async function mainEvaluator(config: Config, logger: Logger): Promise<void> {
   const credentials = grpcCredentials(config.tls);
@@ -35,7 +35,7 @@ export async function mainEvaluator(config: Config, logger: Logger): Promise<voi
     port: config.service.port ?? DEFAULT_PORTS.evaluate,
     handle: async (task) => ({
       ok: true,
-      result: await evaluateExpression(deps, task.expression ?? '', { requestId: task.requestId, deadline: Infinity }, QUEUED_BUDGET_MS),
+      result: await evaluateExpression(deps, task.expression ?? '', { requestId: task.requestId, deadline: Infinity }, config.evalQueuedBudgetMs),
     }),
     // A service it needs is down: retry later. Out of time (a very long chain of calls) even with
     // the queued budget: that would fail again, so the ticket fails instead of retrying forever.

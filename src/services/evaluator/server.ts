@@ -6,6 +6,9 @@ import type { Upstreams } from '../../upstream/index.js';
 import { createServiceHost, unary, type CallObserver, type ServiceHost } from '../grpc-host.js';
 import { createEvaluator } from '../../domain/evaluate.js';
 import { parseExpression } from '../../domain/parser.js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { CalcError } from '../../shared/errors.js';
+import { createStreamMount, EVALUATOR_STREAM_PATH, StatusError, type StreamCallContext } from '../stream-host.js';
 
 export interface EvaluatorDeps {
   readonly upstreams: Upstreams;
@@ -42,7 +45,25 @@ export function evaluateExpression(
   return evaluator.evaluate(tree);
 }
 
+/** The same upstreams, except that a withdrawn call makes no further calls. */
+function cancellable(upstreams: Upstreams, context: StreamCallContext): Upstreams {
+  return {
+    ...upstreams,
+    arithmetic: (op, a, b, options) =>
+      context.cancelled ? Promise.reject(new CalcError('UPSTREAM_ERROR', 'the caller withdrew the call')) : upstreams.arithmetic(op, a, b, options),
+  };
+}
+
 export function buildEvaluatorServer(deps: EvaluatorDeps): ServiceHost {
+  const stream = createStreamMount({
+    path: EVALUATOR_STREAM_PATH,
+    handle: (call, context) => {
+      if (call.method !== 'Evaluate') throw new StatusError(GrpcStatus.UNIMPLEMENTED, `${call.method || 'an empty method'} is not served here; this is the evaluate service`);
+      return evaluateExpression({ ...deps, upstreams: cancellable(deps.upstreams, context) }, call.expression, context);
+    },
+    logger: deps.logger,
+    observe: deps.observe,
+  });
   return createServiceHost({
     serviceName: EVALUATOR_SERVICE,
     definition: loadProto().Evaluator.service as ServiceDefinition,
@@ -56,5 +77,6 @@ export function buildEvaluatorServer(deps: EvaluatorDeps): ServiceHost {
     },
     logger: deps.logger,
     credentials: deps.credentials,
+    stream,
   });
 }
