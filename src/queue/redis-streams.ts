@@ -2,7 +2,10 @@
  * The Redis backend: a stream and a consumer group per operation, tickets as hashes, a list of
  * completed-not-taken ticket ids per client. Every step that must not race is one Lua script
  * (src/queue/lua, each documents its KEYS, ARGV and reply). Scripts build ticket and pending keys
- * from ids they read, so the backend targets a standalone Redis (or Sentinel), not Redis Cluster.
+ * from ids they read and from prefixes they are given; in Redis Cluster (and with partitions)
+ * those prefixes carry the hash tag of the script's stream (redis-codec.ts keyLayout), so every
+ * key a script touches is in its one slot. With CALC_REDIS_MIN_REPLICAS, writes are confirmed by
+ * WAIT on a connection of their own (redis-wait.ts).
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
