@@ -20,7 +20,7 @@ const healthColour = (value: string) =>
 
 type Out = (line: string) => void;
 
-async function request(options: ClientOptions, path: string, init: RequestInit = {}) {
+export async function request(options: ClientOptions, path: string, init: RequestInit = {}) {
   const headers: Record<string, string> = { accept: 'application/json', ...(init.headers as Record<string, string>) };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
   const url = new URL(path, options.gateway);

@@ -15,6 +15,8 @@ import { parseProbeRole, probe } from './probe.js';
 import { sendControl, serveControl } from './control.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { dlqCommand } from './dlq.js';
+import { followCommand, listCommand } from './follow.js';
 
 const ENTRY = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
 
@@ -155,6 +157,14 @@ export function buildProgram(): Command {
       process.exitCode = code;
     });
 
+  withServerFlags(program.command('relay').argument('<op>', SERVICE_OPS.join(' | ')).description("a queue consumer for a service that does not consume the queue itself (the original Python ones): forwards each queued task to CALC_<OP>_TARGETS"))
+    .action(async (op: string, flags) => {
+      if (!isServiceOp(op)) throw new CalcError('INVALID_ARGUMENT', `unknown service ${JSON.stringify(op)}; expected one of ${SERVICE_OPS.join(', ')}`);
+      const config = loadConfig(envFrom(flags));
+      const { mainRelay } = await import('../services/relay/main.js');
+      await mainRelay(op, config, createLogger(`relay-${op}`, config.logLevel));
+    });
+
   clientCommand(program, 'call', 'compute one operation: calcmesh call add 6 7')
     .argument('<op>').argument('<a>').argument('<b>')
     .option('--wait <seconds>', 'when queued, wait up to this long for the result')
@@ -167,7 +177,33 @@ export function buildProgram(): Command {
 
   clientCommand(program, 'results', "fetch this client's completed queued results (each is delivered once)")
     .option('--wait <seconds>', 'wait up to this long for at least one')
-    .action(async (flags) => { process.exitCode = await resultsCommand(clientOptions(flags), print); });
+    .option('--list', "list this client's tickets instead, newest first (the history; delivers nothing)")
+    .option('--status <status>', 'with --list: queued, done or failed')
+    .option('--operation <op>', `with --list: ${SERVICE_OPS.join(', ')}`)
+    .option('--limit <n>', 'with --list: at most this many tickets (default 100)')
+    .option('--follow', 'print results as they complete (the event stream), until interrupted')
+    .action(async (flags) => {
+      const options = clientOptions(flags);
+      if (flags.follow) {
+        const stop = new AbortController();
+        process.once('SIGINT', () => stop.abort());
+        process.once('SIGTERM', () => stop.abort());
+        process.exitCode = await followCommand(options, print, stop.signal);
+      } else if (flags.list) {
+        process.exitCode = await listCommand(options, print, { status: flags.status, operation: flags.operation, limit: flags.limit === undefined ? undefined : Number(flags.limit) });
+      } else {
+        process.exitCode = await resultsCommand(options, print);
+      }
+    });
+
+  clientCommand(program, 'dlq', 'dead letters, for operators: dlq list [--operation op] | dlq replay <id> | dlq purge <id> (an operator key: --api-key or env CALC_ADMIN_KEY)')
+    .argument('<action>', 'list | replay | purge')
+    .argument('[id]', "the dead letter's ticket id")
+    .option('--operation <op>', `with list: ${SERVICE_OPS.join(', ')}`)
+    .action(async (action: string, id: string | undefined, flags) => {
+      const options = { ...clientOptions(flags), apiKey: flags.apiKey ?? process.env.CALC_ADMIN_KEY ?? process.env.CALC_API_KEY };
+      process.exitCode = await dlqCommand(options, print, action, id, flags.operation);
+    });
 
   clientCommand(program, 'status', 'services, replicas, health and queues')
     .action(async (flags) => { process.exitCode = await statusCommand(clientOptions(flags), print); });

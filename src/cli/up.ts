@@ -27,8 +27,11 @@ export interface Component {
  * CALC_SERVICE_HOST says otherwise.
  */
 export function localComponents(config: Config, env: NodeJS.ProcessEnv): Component[] {
+  // An operation in CALC_RELAY is served by a foreign service (the original Python one) on its
+  // target: calcmesh runs a relay for its queue instead of its own service on that port.
+  const relayed = new Set(config.relay);
   return [
-    ...SERVICE_OPS.map((op) => ({
+    ...SERVICE_OPS.filter((op) => !relayed.has(op)).map((op) => ({
       name: op,
       args: ['service', op],
       env: {
@@ -36,6 +39,7 @@ export function localComponents(config: Config, env: NodeJS.ProcessEnv): Compone
         CALC_SERVICE_HOST: env.CALC_SERVICE_HOST || '127.0.0.1',
       },
     })),
+    ...config.relay.map((op) => ({ name: `relay-${op}`, args: ['relay', op] })),
     { name: 'gateway', args: ['gateway'] },
   ];
 }

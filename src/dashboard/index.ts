@@ -18,6 +18,7 @@ const ASSETS: Readonly<Record<string, string>> = {
   'app.js': 'text/javascript; charset=utf-8',
   'api.js': 'text/javascript; charset=utf-8',
   'send.js': 'text/javascript; charset=utf-8',
+  'events.js': 'text/javascript; charset=utf-8',
   'services.js': 'text/javascript; charset=utf-8',
   'activity.js': 'text/javascript; charset=utf-8',
   'sparkline.js': 'text/javascript; charset=utf-8',

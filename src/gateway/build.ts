@@ -17,6 +17,10 @@ import { evaluateRoutes } from './routes/evaluate.js';
 import { healthRoutes } from './routes/health.js';
 import { operationRoutes } from './routes/operations.js';
 import { resultRoutes } from './routes/results.js';
+import { adminRoutes } from './routes/admin.js';
+import { eventRoutes } from './routes/events.js';
+import { historyRoutes } from './routes/history.js';
+import { callbackReader, startWebhookSender } from './webhooks.js';
 import { VERSION } from '../shared/version.js';
 import { dashboardRoutes } from '../dashboard/index.js';
 import { createActivityLog } from './activity.js';
@@ -34,7 +38,10 @@ export interface GatewayDeps {
   readonly metrics?: GatewayMetrics;
 }
 
-export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit' | 'adminKeys' | 'authFailuresPerMin' | 'http' | 'leaseMs'>>;
+export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pick<Config, 'rateLimit' | 'adminKeys' | 'authFailuresPerMin' | 'http' | 'leaseMs' | 'webhooks' | 'events'>>;
+
+/** Event streams' timing when the config leaves it out (tests): loadConfig's defaults. */
+const EVENT_DEFAULTS = { heartbeatMs: 15_000, pollMs: 250, maxStreams: 1000 };
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -91,10 +98,19 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   app.get('/metrics', { schema: { tags: ['operate'], summary: 'Prometheus metrics' } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   dashboardRoutes(app);
-  healthRoutes(app, { queue: deps.queue, logger: deps.logger, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now(), leaseMs: config.leaseMs });
+  healthRoutes(app, { queue: deps.queue, logger: deps.logger, upstreams: deps.upstreams, version: VERSION, startedAt: Date.now(), leaseMs: config.leaseMs, webhooks: Boolean(config.webhooks?.secret) });
   resultRoutes(app, deps.queue);
-  evaluateRoutes(app, dispatcher);
-  operationRoutes(app, dispatcher);
+  historyRoutes(app, deps.queue);
+  eventRoutes(app, deps.queue, config.events ?? EVENT_DEFAULTS);
+  adminRoutes(app, { queue: deps.queue, adminKeys: config.adminKeys ?? new Map(), logger: deps.logger });
+  const callbackOf = callbackReader(config.webhooks);
+  evaluateRoutes(app, dispatcher, callbackOf);
+  operationRoutes(app, dispatcher, callbackOf);
+  const secret = config.webhooks?.secret;
+  if (config.webhooks && secret) {
+    const sender = startWebhookSender({ queue: deps.queue, config: { ...config.webhooks, secret }, logger: deps.logger, onAttempt: metrics.webhookAttempt });
+    app.addHook('onClose', () => sender.stop());
+  }
   await app.ready();
   return app;
 }

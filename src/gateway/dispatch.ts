@@ -28,6 +28,8 @@ export interface Caller {
   readonly client: string;
   readonly requestId: string;
   readonly idempotencyKey?: string | undefined;
+  /** A checked webhook URL: where the ticket is POSTed when its queued work completes. */
+  readonly callback?: string | undefined;
 }
 
 export type Answer =
@@ -61,7 +63,7 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   async function enqueue(job: Job, caller: Caller, id: string, reason: Error): Promise<Answer> {
     deps.precheck(job);
-    const task: NewTask = { id, client: caller.client, requestId: caller.requestId, ...job };
+    const task: NewTask = { id, client: caller.client, requestId: caller.requestId, ...job, ...(caller.callback && { callback: caller.callback }) };
     try {
       await queue.enqueue(task);
     } catch (error) {

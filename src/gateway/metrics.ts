@@ -22,6 +22,7 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
   const grpcDuration = new Histogram({ name: 'calcmesh_grpc_client_duration_seconds', help: 'gRPC call latency, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const queued = new Counter({ name: 'calcmesh_requests_queued_total', help: 'requests stored in the queue because their service was unavailable', labelNames: ['operation'], registers: [registry] });
   const breaker = new Gauge({ name: 'calcmesh_breaker_state', help: 'circuit state of each replica: 1 for the current state', labelNames: ['operation', 'target', 'state'], registers: [registry] });
+  const webhookAttempts = new Counter({ name: 'calcmesh_webhook_attempts_total', help: 'webhook POSTs by outcome (delivered: a 2xx; failed: anything else, retried)', labelNames: ['outcome'], registers: [registry] });
   const breakerChanges = new Counter({ name: 'calcmesh_breaker_transitions_total', help: 'circuit state changes, by replica and new state', labelNames: ['operation', 'target', 'state'], registers: [registry] });
 
   if (options.queue) {
@@ -61,6 +62,18 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
       new Gauge({ name: 'calcmesh_outbox_depth', help: 'writes journaled in the gateway\'s outbox while Redis could not take them, not yet forwarded', registers: [registry], collect() { this.set(outbox()?.depth ?? 0); } });
       new Gauge({ name: 'calcmesh_outbox_oldest_age_seconds', help: 'age of the oldest write in the gateway\'s outbox', registers: [registry], collect() { this.set((outbox()?.oldestAgeMs ?? 0) / 1000); } });
     }
+    const webhookGauge = (name: string, help: string, read: (s: Awaited<ReturnType<DurableQueue['webhookStats']>>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        async collect() {
+          const s = await queue.webhookStats().catch(() => undefined);
+          if (s) this.set(read(s));
+        },
+      });
+    webhookGauge('calcmesh_webhooks_pending', 'completions waiting to be POSTed to their callback URL (or being retried)', (s) => s.pending);
+    webhookGauge('calcmesh_webhook_dead_letters', 'webhook deliveries given up after CALC_WEBHOOK_ATTEMPTS', (s) => s.deadLetters);
     new Gauge({
       name: 'calcmesh_queue_up',
       help: '1 when the queue answered the last scrape',
@@ -98,6 +111,9 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
       }
       child.calls.inc();
       child.duration.observe(seconds);
+    },
+    webhookAttempt(outcome: 'delivered' | 'failed') {
+      webhookAttempts.inc({ outcome });
     },
     queued(op: ServiceOp) {
       queued.inc({ operation: op });

@@ -25,15 +25,15 @@ export async function installOpenApi(app: FastifyInstance, options: { apiKeys: b
         { name: 'compute', description: 'operations and expressions' },
         { name: 'results', description: 'tickets of queued requests' },
         { name: 'operate', description: 'health, readiness, status, metrics' },
+        { name: 'admin', description: 'dead letters, for operators (CALC_ADMIN_KEYS)' },
       ],
-      components: options.apiKeys
-        ? {
-            securitySchemes: {
-              bearer: { type: 'http', scheme: 'bearer' },
-              apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-            },
-          }
-        : {},
+      // Operator routes always need a bearer key (CALC_ADMIN_KEYS); client routes only with CALC_API_KEYS.
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          ...(options.apiKeys && { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } }),
+        },
+      },
       ...(options.apiKeys ? { security: [{ bearer: [] }, { apiKey: [] }] } : {}),
     },
   });

@@ -15,6 +15,11 @@
  * computed again. A key new here may still have been used at another gateway: if that one holds
  * it in Redis when the key is forwarded, both requests stand (logged as a conflict).
  * Consumers never use the outbox.
+ *
+ * #15's channels go straight to Redis: the event log, the history, webhooks and dead letters
+ * hold completions and past tickets, which only Redis has (a journaled ticket is not done yet).
+ * While Redis is away they answer UNAVAILABLE (503; an open event stream keeps waiting), and a
+ * journaled ticket joins the history once forwarded; GET /v1/results/{id} reads it meanwhile.
  */
 import { CalcError, unavailable } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -209,6 +214,17 @@ export function withOutbox(inner: DurableQueue, options: OutboxOptions): Durable
     stats: (operations) => inner.stats(operations),
     ping: () => inner.ping(),
 
+    logCompleted: (client, limit) => inner.logCompleted(client, limit),
+    logCursor: (client) => inner.logCursor(client),
+    readLog: (client, cursor, limit) => inner.readLog(client, cursor, limit),
+    listTickets: (client, query) => inner.listTickets(client, query),
+    deadLetters: (operations, limit) => inner.deadLetters(operations, limit),
+    replayDeadLetter: (id) => inner.replayDeadLetter(id),
+    purgeDeadLetter: (id) => inner.purgeDeadLetter(id),
+    claimWebhooks: (consumer, max, claimOptions) => inner.claimWebhooks(consumer, max, claimOptions),
+    ackWebhook: (delivery) => inner.ackWebhook(delivery),
+    webhookStats: () => inner.webhookStats(),
+
     outbox(): OutboxStats {
       const { depth, oldestAt } = local(() => journal.stats());
       return { depth, max, oldestAgeMs: oldestAt === undefined ? 0 : Math.max(0, now() - oldestAt) };
@@ -234,6 +250,7 @@ function queuedTicket(task: NewTask, createdAt: number): Ticket {
     ...(task.num1 !== undefined && { num1: task.num1 }),
     ...(task.num2 !== undefined && { num2: task.num2 }),
     ...(task.expression !== undefined && { expression: task.expression }),
+    ...(task.callback !== undefined && { callback: task.callback }),
     createdAt,
   };
 }

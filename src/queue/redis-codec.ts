@@ -83,6 +83,13 @@ export const keys = {
   pendingPrefix: `${PREFIX}pending:`,
   pending: (client: string) => `${PREFIX}pending:${client}`,
   idempotency: (client: string, key: string) => `${PREFIX}idem:${client.length}:${client}:${key}`,
+  // #15. A Cluster layout must give a client's log the same hash tag as its pending list (log.lua
+  // takes both); the two webhook streams share the tag {webhooks} (webhook-claim.lua takes both).
+  log: (client: string) => `${PREFIX}log:${client}`,
+  history: (client: string) => `${PREFIX}history:${client}`,
+  webhooks: `${PREFIX}{webhooks}:stream`,
+  webhooksDead: `${PREFIX}{webhooks}:dead`,
+  webhookGroup: `${PREFIX}webhooks`,
 };
 
 /** The hash of a ticket as field, value pairs (absent members are left out). */
@@ -102,6 +109,7 @@ export function ticketFields(ticket: Ticket): string[] {
     ['errorCode', ticket.error?.code],
     ['errorMessage', ticket.error?.message],
     ['completedAt', ticket.completedAt],
+    ['callback', ticket.callback],
   ];
   for (const [name, value] of optional) if (value !== undefined) fields.push(name, String(value));
   return fields;
@@ -133,6 +141,7 @@ export function ticketFromHash(h: Readonly<Record<string, string>>): Ticket | un
     ...(code !== undefined && { error: { code: isErrorCode(code) ? code : 'INTERNAL', message: h.errorMessage ?? '' } }),
     createdAt: Number(createdAt),
     ...(h.completedAt !== undefined && { completedAt: Number(h.completedAt) }),
+    ...(h.callback !== undefined && { callback: h.callback }),
   };
 }
 
@@ -141,8 +150,8 @@ const isStatus = (value: string | undefined): value is TicketStatus =>
 
 /** What a stream entry carries: the whole task, so that a claim needs no second read. */
 export function taskJson(task: NewTask): string {
-  const { id, client, requestId, operation, num1, num2, expression } = task;
-  return JSON.stringify({ id, client, requestId, operation, num1, num2, expression });
+  const { id, client, requestId, operation, num1, num2, expression, callback } = task;
+  return JSON.stringify({ id, client, requestId, operation, num1, num2, expression, callback });
 }
 
 /**

@@ -8,12 +8,14 @@
  * WAIT on a connection of their own (redis-wait.ts).
  */
 import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SERVICE_OPS } from '../shared/operations.js';
-import type { ServiceOp } from '../shared/operations.js';
-import { claimedTask, entryFields, keyLayout, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
+import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
+import { claimedTask, entryFields, keyLayout, keys, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
 import { replicaAcknowledgement } from './redis-wait.js';
 import { DEAD_LETTER_CODE, closedError, deadLetterCap, toUnavailable } from './errors.js';
+import { redisDeadLetters } from './redis-dead-letters.js';
+import { redisDelivery } from './redis-delivery.js';
 import { Connection, blockingOptions, connectionOptions, createClient, isNoGroup, type ConnectionSettings, type RedisTarget } from './redis-connection.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
@@ -29,8 +31,8 @@ export interface RedisQueueOptions extends QueueOptions {
 type Reply = string | number | null | Reply[];
 interface Scripts {
   calcEnqueue(ticketKey: string, stream: string, ...argv: string[]): Promise<string[]>;
-  calcComplete(stream: string, ...argv: string[]): Promise<number>;
-  calcClaim(stream: string, dead: string, delayed: string, lastClaim: string, ...argv: string[]): Promise<Reply[]>;
+  calcComplete(stream: string, webhooks: string, ...argv: string[]): Promise<number>;
+  calcClaim(stream: string, dead: string, delayed: string, lastClaim: string, webhooks: string, ...argv: string[]): Promise<Reply[]>;
   calcExtend(stream: string, ...argv: string[]): Promise<number>;
   calcTakeover(key: string, expected: string, next: string): Promise<number>;
   calcRetry(stream: string, delayed: string, ...argv: string[]): Promise<number>;
@@ -45,8 +47,8 @@ const POLL_MAX_MS = 100;
 
 const SCRIPTS = [
   ['calcEnqueue', 'enqueue', 2],
-  ['calcComplete', 'complete', 1],
-  ['calcClaim', 'claim', 4],
+  ['calcComplete', 'complete', 2],
+  ['calcClaim', 'claim', 5],
   ['calcExtend', 'extend', 1],
   ['calcTakeover', 'takeover', 1],
   ['calcRetry', 'retry', 2],
@@ -145,7 +147,7 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
   /** claim.lua: due retries back in, expired leases reclaimed or dead-lettered, new entries read. */
   async function claimNow(op: ServiceOp, p: number, consumer: string, max: number, leaseMs: number) {
     const reply = await scripts.calcClaim(
-      L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p),
+      L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p), keys.webhooks,
       L.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
       L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
       deadLetters,
@@ -235,8 +237,13 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
     }
   }
 
+  const delivery = redisDelivery(main.redis as Redis, run, { resultTtlS: options.resultTtlS, now });
+  const { remember, ...channels } = delivery;
+
   return {
     backend: 'redis',
+    ...channels,
+    ...redisDeadLetters(main.redis as Redis, run, SERVICE_OPS),
 
     async enqueue(task: NewTask): Promise<Ticket> {
       const ticket: Ticket = {
@@ -247,18 +254,28 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
         ...(task.num1 !== undefined && { num1: task.num1 }),
         ...(task.num2 !== undefined && { num2: task.num2 }),
         ...(task.expression !== undefined && { expression: task.expression }),
+        ...(task.callback !== undefined && { callback: task.callback }),
         createdAt: now(),
       };
       const p = L.partitionOf(task.id);
-      const stored = await run(() => confirm(() =>
-        writes.calcEnqueue(L.ticket(task.operation, p, task.id), L.stream(task.operation, p), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket)),
-      ), writer);
+      // The history index is sent alongside, without waiting for its reply (no second round
+      // trip); the index is a hint: a dangling entry is skipped when listed.
+      const [, stored] = await Promise.all([
+        remember(ticket),
+        run(() => confirm(() =>
+          writes.calcEnqueue(L.ticket(task.operation, p, task.id), L.stream(task.operation, p), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket)),
+        ), writer),
+      ]);
       return ticketFromFlat(stored) ?? ticket;
     },
 
     async saveTicket(ticket: Ticket): Promise<void> {
       const key = L.ticket(ticket.operation, L.partitionOf(ticket.id), ticket.id);
-      const replies = await run(() => confirm(() => writer.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec()), writer);
+      // As in enqueue: the history index goes alongside, not one round trip before.
+      const [, replies] = await Promise.all([
+        remember(ticket),
+        run(() => confirm(() => writer.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec()), writer),
+      ]);
       // EXEC reports a failed command inside the transaction as a reply, not as a rejection.
       const failed = replies?.find(([error]) => error) ?? (replies ? undefined : [new Error('transaction aborted')]);
       if (failed) throw toUnavailable(failed[0]);
@@ -332,7 +349,7 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
         if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result), '', '');
         else argv.push(entryId, task.id, 'failed', '', outcome.error.code, outcome.error.message);
       }
-      await run(() => Promise.all([...byPartition].map(([p, argv]) => confirm(() => writes.calcComplete(L.stream(op, p), ...argv)))), writer);
+      await run(() => Promise.all([...byPartition].map(([p, argv]) => confirm(() => writes.calcComplete(L.stream(op, p), keys.webhooks, ...argv)))), writer);
     },
 
     async extend(op: ServiceOp, consumer: string, tasks: readonly ClaimedTask[], _leaseMs: number): Promise<number> {

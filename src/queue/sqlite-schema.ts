@@ -68,7 +68,48 @@ CREATE TABLE IF NOT EXISTS claims (
   operation TEXT PRIMARY KEY,
   last_claim_at INTEGER NOT NULL        -- the last claim of the operation that found a task ready
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dead_letters_ticket ON dead_letters (ticket_id);
+
+-- #15. Each client's delivery log behind GET /v1/events: seq is the event id (the cursor).
+CREATE TABLE IF NOT EXISTS delivery_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  client TEXT NOT NULL,
+  ticket_id TEXT NOT NULL,
+  logged_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS delivery_log_client ON delivery_log (client, seq);
+CREATE INDEX IF NOT EXISTS delivery_log_age ON delivery_log (logged_at);
+CREATE INDEX IF NOT EXISTS tickets_history ON tickets (client, created_at, id);
+
+-- Completions of tickets with a callback, until one gateway has POSTed them.
+CREATE TABLE IF NOT EXISTS webhooks (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  ticket_id TEXT NOT NULL,
+  client TEXT NOT NULL,
+  url TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  not_before INTEGER NOT NULL DEFAULT 0   -- not handed out again before this (backoff)
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (not_before, seq);
+CREATE TABLE IF NOT EXISTS webhook_dead_letters (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  ticket_id TEXT NOT NULL,
+  client TEXT NOT NULL,
+  url TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  dead_at INTEGER NOT NULL
+);
 `;
+
+/** Columns added after a file may have been created: added in place when missing. */
+const ADDED_COLUMNS: readonly [table: string, column: string, type: string][] = [['tickets', 'callback', 'TEXT']];
+
+function addMissingColumns(db: Db): void {
+  for (const [table, column, type] of ADDED_COLUMNS) {
+    const present = (db.pragma(`table_info(${table})`) as { name: string }[]).some((c) => c.name === column);
+    if (!present) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+  }
+}
 
 /**
  * Opens (and creates) `${dataDir}/calcmesh.db`. The gateway and five services may do this at
@@ -85,7 +126,10 @@ export function openDatabase(dataDir: string): Db {
   // any process; the WAL is fsynced only at checkpoints, so a power loss or OS crash may lose
   // the last commits. FULL would fsync every commit for a fraction of the throughput.
   db.pragma('synchronous = NORMAL');
-  db.transaction(() => db.exec(SCHEMA)).immediate();
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    addMissingColumns(db);
+  }).immediate();
   return db;
 }
 
@@ -115,6 +159,7 @@ export interface TicketRow {
   error_message: string | null;
   created_at: number;
   completed_at: number | null;
+  callback: string | null;
 }
 
 export function ticketFromRow(row: TicketRow): Ticket {
@@ -132,6 +177,7 @@ export function ticketFromRow(row: TicketRow): Ticket {
     }),
     createdAt: row.created_at,
     ...(row.completed_at !== null && { completedAt: row.completed_at }),
+    ...(row.callback !== null && row.callback !== undefined && { callback: row.callback }),
   };
 }
 

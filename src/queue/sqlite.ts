@@ -7,6 +7,8 @@
  */
 import type { ServiceOp } from '../shared/operations.js';
 import { DEAD_LETTER_CODE, closedError, deadLetterCap, deadLetterReason, toUnavailable, undecodableReason } from './errors.js';
+import { sqliteDeadLetters } from './sqlite-dead-letters.js';
+import { sqliteDelivery } from './sqlite-delivery.js';
 import { openDatabase, ticketFromRow, type TaskRow, type TicketRow } from './sqlite-schema.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
@@ -22,15 +24,15 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
   const deadLettersKept = deadLetterCap(options.deadLetterCap);
   const q = {
     insertTicket: db.prepare(
-      `INSERT INTO tickets (id, client, status, operation, num1, num2, expression, created_at)
-       VALUES (@id, @client, 'queued', @operation, @num1, @num2, @expression, @createdAt) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO tickets (id, client, status, operation, num1, num2, expression, callback, created_at)
+       VALUES (@id, @client, 'queued', @operation, @num1, @num2, @expression, @callback, @createdAt) ON CONFLICT (id) DO NOTHING`,
     ),
     insertTask: db.prepare('INSERT INTO tasks (ticket_id, operation, payload, enqueued_at) VALUES (?, ?, ?, ?)'),
     saveTicket: db.prepare(
       `INSERT OR REPLACE INTO tickets (id, client, status, operation, num1, num2, expression, result, error_code,
-         error_message, created_at, completed_at, expires_at, delivered)
+         error_message, created_at, completed_at, expires_at, delivered, callback)
        VALUES (@id, @client, @status, @operation, @num1, @num2, @expression, @result, @errorCode,
-         @errorMessage, @createdAt, @completedAt, @expiresAt, NULL)`,
+         @errorMessage, @createdAt, @completedAt, @expiresAt, NULL, NULL)`,
     ),
     ticket: db.prepare<[string, number], TicketRow>('SELECT * FROM tickets WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)'),
     pending: db.prepare<[string, number, number], TicketRow>(
@@ -83,16 +85,21 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
     ),
   };
 
+  const delivery = sqliteDelivery(db, (step) => guard(step), { now, ttlMs });
+  const { routeCompletion: _route, purge: _purge, ...channels } = delivery;
+
   const enqueueTx = db.transaction((task: NewTask, at: number): boolean => {
-    const { id, client, requestId, operation, num1, num2, expression } = task;
-    const ticket = { id, client, operation, num1: num1 ?? null, num2: num2 ?? null, expression: expression ?? null, createdAt: at };
+    const { id, client, requestId, operation, num1, num2, expression, callback } = task;
+    const ticket = { id, client, operation, num1: num1 ?? null, num2: num2 ?? null, expression: expression ?? null, callback: callback ?? null, createdAt: at };
     if (q.insertTicket.run(ticket).changes === 0) return false;
-    q.insertTask.run(id, operation, JSON.stringify({ id, client, requestId, operation, num1, num2, expression }), at);
+    q.insertTask.run(id, operation, JSON.stringify({ id, client, requestId, operation, num1, num2, expression, callback }), at);
     return true;
   });
 
+  /** A ticket that took its outcome now goes to its delivery channel: pending, or its webhook. */
   function fail(ticketId: string, code: string, message: string, at: number): void {
-    q.finish.run({ id: ticketId, status: 'failed', result: null, errorCode: code, errorMessage: message, at, expiresAt: at + ttlMs });
+    const changed = q.finish.run({ id: ticketId, status: 'failed', result: null, errorCode: code, errorMessage: message, at, expiresAt: at + ttlMs }).changes;
+    if (changed > 0) delivery.routeCompletion(ticketId);
   }
 
   const claimTx = db.transaction((op: ServiceOp, consumer: string, max: number, leaseMs: number): ClaimedTask[] => {
@@ -152,7 +159,8 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
     const at = now();
     for (const { task, outcome } of completions) {
       if (outcome.ok) {
-        q.finish.run({ id: task.id, status: 'done', result: outcome.result, errorCode: null, errorMessage: null, at, expiresAt: at + ttlMs });
+        const changed = q.finish.run({ id: task.id, status: 'done', result: outcome.result, errorCode: null, errorMessage: null, at, expiresAt: at + ttlMs }).changes;
+        if (changed > 0) delivery.routeCompletion(task.id);
       } else {
         fail(task.id, outcome.error.code, outcome.error.message, at);
       }
@@ -177,6 +185,7 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
   const purgeTx = db.transaction(() => {
     q.purgeTickets.run(now());
     q.purgeKeys.run(now());
+    delivery.purge(now());
   });
 
   // Claims waiting in this process, woken by an enqueue or retry here (others are polled).
@@ -223,6 +232,8 @@ export function createSqliteQueue(dataDir: string, options: QueueOptions): Durab
 
   return {
     backend: 'sqlite',
+    ...channels,
+    ...sqliteDeadLetters(db, guard, { now, wake }),
 
     async enqueue(task: NewTask): Promise<Ticket> {
       const at = now();

@@ -30,6 +30,8 @@ export interface Ticket {
   /** ms since the epoch. */
   readonly createdAt: number;
   readonly completedAt?: number;
+  /** Where its result is POSTed on completion (a webhook) instead of waiting in the pending channels. */
+  readonly callback?: string;
 }
 
 /** A request the gateway could not deliver, stored until its service takes it. */
@@ -42,6 +44,8 @@ export interface NewTask {
   readonly num1?: number;
   readonly num2?: number;
   readonly expression?: string;
+  /** A webhook URL, already checked against CALC_WEBHOOK_ALLOW: the completion is POSTed there. */
+  readonly callback?: string;
 }
 
 /** A task handed to one consumer under a lease. */
@@ -99,6 +103,68 @@ export interface ClaimOptions {
   readonly blockMs: number;
   /** Aborting ends the wait early; the claim then resolves with what it already holds (maybe nothing). */
   readonly signal?: AbortSignal;
+}
+
+/** One entry of a client's delivery log: a completed ticket taken by the event stream, and its cursor. */
+export interface LoggedTicket {
+  /** Opaque and growing: the SSE `id:`; readLog(client, cursor) resumes after it. */
+  readonly cursor: string;
+  readonly ticket: Ticket;
+}
+
+export interface HistoryQuery {
+  readonly status?: TicketStatus | undefined;
+  readonly operation?: ServiceOp | undefined;
+  readonly limit: number;
+  /** nextCursor of the previous page; undefined for the newest. */
+  readonly cursor?: string | undefined;
+}
+
+export interface HistoryPage {
+  readonly tickets: Ticket[];
+  /** Where the next page starts; undefined when there is none. */
+  readonly nextCursor?: string;
+}
+
+/** A task given up after maxDeliveries, as an operator sees it. */
+export interface DeadLetter {
+  /** Its ticket id: a replay puts the task back under the same id. */
+  readonly id: string;
+  readonly operation: ServiceOp;
+  readonly client: string;
+  readonly deliveries: number;
+  readonly reason: string;
+  readonly deadAt: number;
+  readonly enqueuedAt: number;
+  readonly task: NewTask;
+}
+
+/** A completion to POST to its ticket's callback URL, handed to one gateway at a time. */
+export interface WebhookDelivery {
+  /** Stable across retries of this completion: the receiver dedupes on it (Calcmesh-Delivery-Id). */
+  readonly id: string;
+  readonly ticketId: string;
+  readonly client: string;
+  readonly url: string;
+  /** 1 on the first attempt. */
+  readonly attempt: number;
+  /** Backend handle for ackWebhook. Opaque. */
+  readonly receipt: string;
+}
+
+export interface WebhookClaimOptions {
+  /** Attempts after which a delivery goes to the webhook dead letters. */
+  readonly maxAttempts: number;
+  /** The wait before the second attempt; it doubles after each failure, up to 60 s. */
+  readonly retryMs: number;
+  /** How long an attempt may take: a delivery is never handed out again sooner than this. */
+  readonly attemptMs: number;
+}
+
+export interface WebhookStats {
+  /** Completions waiting to be POSTed (or being retried). */
+  readonly pending: number;
+  readonly deadLetters: number;
 }
 
 export interface DurableQueue {
@@ -165,6 +231,56 @@ export interface DurableQueue {
 
   /** The gateway's local outbox in front of this queue (src/queue/outbox.ts), when there is one. */
   outbox?(): OutboxStats;
+  // --- the event stream (GET /v1/events) -------------------------------------------------------
+
+  /**
+   * Moves up to `limit` of this client's completed, never-taken tickets into its delivery log, in
+   * the same atomic way as takeCompleted (a ticket goes to the log or to one takeCompleted, never
+   * both). Resolves to how many moved. The log keeps entries for the result TTL.
+   */
+  logCompleted(client: string, limit: number): Promise<number>;
+
+  /** The cursor of the newest entry of the client's log (a start that replays nothing). */
+  logCursor(client: string): Promise<string>;
+
+  /**
+   * Entries of the client's log after `cursor`, oldest first, at most `limit`; entries whose
+   * ticket expired are left out. Rejects with INVALID_ARGUMENT for a cursor this backend never made.
+   */
+  readLog(client: string, cursor: string, limit: number): Promise<LoggedTicket[]>;
+
+  // --- history (GET /v1/results) ---------------------------------------------------------------
+
+  /** This client's stored tickets, newest first, within the TTL. INVALID_ARGUMENT for a foreign cursor. */
+  listTickets(client: string, query: HistoryQuery): Promise<HistoryPage>;
+
+  // --- dead letters, for operators -------------------------------------------------------------
+
+  /** The newest dead letters of these operations, newest first, at most `limit` in all. */
+  deadLetters(operations: readonly ServiceOp[], limit: number): Promise<DeadLetter[]>;
+
+  /**
+   * Puts a dead letter's task back into its queue under the same ticket id, its ticket queued
+   * again (and out of its client's pending results). False when there is no such dead letter.
+   */
+  replayDeadLetter(id: string): Promise<boolean>;
+
+  /** Deletes a dead letter (its ticket stays failed). False when there is no such dead letter. */
+  purgeDeadLetter(id: string): Promise<boolean>;
+
+  // --- webhooks ----------------------------------------------------------------------------------
+
+  /**
+   * Up to `max` webhook deliveries due now, for this consumer: new ones, and ones not acknowledged
+   * within their backoff (failed, or their gateway died). One given `maxAttempts` times already
+   * goes to the webhook dead letters instead.
+   */
+  claimWebhooks(consumer: string, max: number, options: WebhookClaimOptions): Promise<WebhookDelivery[]>;
+
+  /** The delivery succeeded: it is removed. */
+  ackWebhook(delivery: WebhookDelivery): Promise<void>;
+
+  webhookStats(): Promise<WebhookStats>;
 
   /** Resolves when the backend answers; rejects with UNAVAILABLE otherwise. */
   ping(): Promise<void>;

@@ -3,7 +3,9 @@
  * (cockatiel 4 needs Node 22). It counts availability failures only; argument and domain
  * errors are answers, not failures. While open, calls skip the replica at once; once
  * `halfOpenAfterMs` has passed, the next caller triggers one health probe (grpc.health.v1), and
- * a SERVING answer closes the breaker. Time comes from an injected clock.
+ * a SERVING answer closes the breaker. A replica without a health service (the probe answers
+ * 'trial') is judged by a real call instead, as gRFC A17 does: half-open then lets one call
+ * through, and its outcome closes or reopens the breaker. Time comes from an injected clock.
  */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -12,8 +14,8 @@ export interface BreakerOptions {
   readonly failureThreshold: number;
   /** How long the breaker stays open before it probes the replica. */
   readonly halfOpenAfterMs: number;
-  /** Resolves true when the replica reports SERVING. */
-  readonly probe: () => Promise<boolean>;
+  /** Resolves true when the replica reports SERVING, 'trial' when only a real call can tell. */
+  readonly probe: () => Promise<boolean | 'trial'>;
   readonly onStateChange?: (state: BreakerState, previous: BreakerState) => void;
   readonly now?: () => number;
 }
@@ -22,6 +24,8 @@ export class CircuitBreaker {
   #state: BreakerState = 'closed';
   #failures = 0;
   #openedAt = 0;
+  /** Half-open by trial: may one call go through, and is it under way? */
+  #trial: 'none' | 'ready' | 'taken' = 'none';
   readonly #options: BreakerOptions;
   readonly #now: () => number;
 
@@ -38,7 +42,16 @@ export class CircuitBreaker {
   allows(): boolean {
     if (this.#state === 'closed') return true;
     if (this.#state === 'open' && this.#now() - this.#openedAt >= this.#options.halfOpenAfterMs) this.#probe();
+    if (this.#state === 'half-open' && this.#trial === 'ready') {
+      this.#trial = 'taken';
+      return true;
+    }
     return false;
+  }
+
+  /** The trial call ended without saying anything of the replica (it was never sent): another may try. */
+  inconclusive(): void {
+    if (this.#trial === 'taken') this.#trial = 'ready';
   }
 
   success(): void {
@@ -47,6 +60,7 @@ export class CircuitBreaker {
   }
 
   failure(): void {
+    if (this.#state === 'half-open' && this.#trial === 'taken') return this.#open();
     this.#failures += 1;
     if (this.#state === 'closed' && this.#failures >= this.#options.failureThreshold) this.#open();
   }
@@ -57,6 +71,7 @@ export class CircuitBreaker {
   }
 
   #open(): void {
+    this.#trial = 'none';
     this.#openedAt = this.#now();
     this.#move('open');
   }
@@ -64,7 +79,12 @@ export class CircuitBreaker {
   #probe(): void {
     this.#move('half-open');
     this.#options.probe().then(
-      (serving) => (serving ? this.success() : this.#open()),
+      (serving) => {
+        if (this.#state !== 'half-open') return;
+        if (serving === 'trial') this.#trial = 'ready';
+        else if (serving) this.success();
+        else this.#open();
+      },
       () => this.#open(),
     );
   }
@@ -72,7 +92,10 @@ export class CircuitBreaker {
   #move(state: BreakerState): void {
     const previous = this.#state;
     this.#state = state;
-    if (state === 'closed') this.#failures = 0;
+    if (state === 'closed') {
+      this.#failures = 0;
+      this.#trial = 'none';
+    }
     this.#options.onStateChange?.(state, previous);
   }
 }

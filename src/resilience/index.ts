@@ -1,1 +1,2 @@
 export * from './breaker.js';
+export * from './policy.js';

@@ -61,8 +61,33 @@ export interface Config {
   readonly logLevel: string;
   /** The client of forwarded calls: the lean node:http2 one, grpc-js, or one multiplexed Stream rpc per replica. */
   readonly grpcClient: 'h2' | 'grpc-js' | 'stream';
+  /** The largest gRPC message accepted from a peer (CALC_GRPC_MAX_MESSAGE_BYTES). */
+  readonly grpcMaxMessageBytes: number;
+  /** Calls one expression may have in flight at once (CALC_EVAL_MAX_INFLIGHT). */
+  readonly evalMaxInflight: number;
+  /** Operations whose services do not consume the queue: `calcmesh up` runs a relay for each (CALC_RELAY). */
+  readonly relay: readonly ServiceOp[];
   /** PEM files for gRPC TLS; all undefined means plaintext. */
   readonly tls: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string };
+  readonly webhooks: {
+    /** HMAC key of Calcmesh-Signature; undefined turns webhooks off (a Callback-Url is then 400). */
+    readonly secret: string | undefined;
+    /** `host` or `host:port` a callback may name; nothing else is ever called. */
+    readonly allow: readonly string[];
+    readonly maxAttempts: number;
+    /** Wait before the second attempt, doubling after each failure (at most 60 s). */
+    readonly retryMs: number;
+    /** One POST's time limit. */
+    readonly timeoutMs: number;
+  };
+  readonly events: {
+    /** A comment line this often keeps proxies from closing an idle event stream. */
+    readonly heartbeatMs: number;
+    /** How often an open stream looks for new completions. */
+    readonly pollMs: number;
+    /** Open event streams one gateway serves at most; more are 503. */
+    readonly maxStreams: number;
+  };
 }
 
 /** CALC_REDIS_URL, CALC_REDIS_SENTINELS or CALC_REDIS_CLUSTER: exactly one names where Redis is. */
@@ -114,7 +139,6 @@ export function loadConfig(env: Env): Config {
     controlSocket: env.CALC_CONTROL_SOCKET || join(dataDir, 'up.sock'),
     deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
     apiKeys: parseApiKeys(env.CALC_API_KEYS, 'CALC_API_KEYS'),
-    adminKeys: parseApiKeys(env.CALC_ADMIN_KEYS, 'CALC_ADMIN_KEYS'),
     authFailuresPerMin: int(env, 'CALC_AUTH_FAILURES_PER_MIN', 20, 1, 1_000_000),
     http: {
       // Below the common `ulimit -n 1024`, leaving room for the queue, gRPC and log descriptors.
@@ -134,7 +158,23 @@ export function loadConfig(env: Env): Config {
     rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
     logLevel: env.LOG_LEVEL || 'info',
     grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const, 'stream'),
+    grpcMaxMessageBytes: int(env, 'CALC_GRPC_MAX_MESSAGE_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    evalMaxInflight: int(env, 'CALC_EVAL_MAX_INFLIGHT', 64, 1, 100_000),
+    relay: parseOps(env.CALC_RELAY, 'CALC_RELAY'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
+    adminKeys: parseAdminKeys(env.CALC_ADMIN_KEYS),
+    webhooks: {
+      secret: env.CALC_WEBHOOK_SECRET || undefined,
+      allow: parseAllow(env.CALC_WEBHOOK_ALLOW),
+      maxAttempts: int(env, 'CALC_WEBHOOK_ATTEMPTS', 8, 1, 100),
+      retryMs: int(env, 'CALC_WEBHOOK_RETRY_MS', 1000, 10, 600_000),
+      timeoutMs: int(env, 'CALC_WEBHOOK_TIMEOUT_MS', 5000, 100, 60_000),
+    },
+    events: {
+      heartbeatMs: int(env, 'CALC_EVENTS_HEARTBEAT_MS', 15_000, 100, 600_000),
+      pollMs: int(env, 'CALC_EVENTS_POLL_MS', 250, 10, 10_000),
+      maxStreams: int(env, 'CALC_EVENTS_MAX_STREAMS', 1000, 1, 100_000),
+    },
   });
 }
 
@@ -181,6 +221,14 @@ function redisSettings(env: Env): RedisSettings | undefined {
   return undefined;
 }
 
+function parseOps(raw: string | undefined, name: string): ServiceOp[] {
+  const ops = (raw ?? '').split(',').map((op) => op.trim()).filter(Boolean);
+  for (const op of ops) {
+    if (!(SERVICE_OPS as readonly string[]).includes(op)) throw invalidArgument(`${name}: ${JSON.stringify(op)} is not one of ${SERVICE_OPS.join(', ')}`);
+  }
+  return [...new Set(ops)] as ServiceOp[];
+}
+
 function parseApiKeys(raw: string | undefined, name: string): Map<string, string> {
   const keys = new Map<string, string>();
   for (const pair of (raw ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
@@ -189,6 +237,27 @@ function parseApiKeys(raw: string | undefined, name: string): Map<string, string
     keys.set(pair.slice(0, at), pair.slice(at + 1));
   }
   return keys;
+}
+
+/** `key[:name],…`: an operator key, and the name it goes by in logs (the key's position by default). */
+function parseAdminKeys(raw: string | undefined): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const [i, pair] of (raw ?? '').split(',').map((p) => p.trim()).filter(Boolean).entries()) {
+    const at = pair.indexOf(':');
+    const key = at < 0 ? pair : pair.slice(0, at);
+    if (key === '' || at === pair.length - 1) throw invalidArgument('CALC_ADMIN_KEYS: expected key[:name][,key[:name]…]');
+    keys.set(key, at < 0 ? `operator-${i + 1}` : pair.slice(at + 1));
+  }
+  return keys;
+}
+
+/** `host[:port],…`, lower-cased; a bracketed IPv6 address keeps its brackets. */
+function parseAllow(raw: string | undefined): string[] {
+  const list = (raw ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  for (const entry of list) {
+    if (!/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(entry)) throw invalidArgument(`CALC_WEBHOOK_ALLOW: ${JSON.stringify(entry)} is not host[:port]`);
+  }
+  return list;
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {

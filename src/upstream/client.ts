@@ -3,16 +3,21 @@
  * replicas, breakers or queues: they make one call with a deadline and a request id and
  * turn its failure into a CalcError.
  */
-import { credentials, Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status as GrpcStatus, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
-import { loadProto, type EvaluateResponse, type OperationResponse } from '../shared/proto.js';
 import { REQUEST_ID_KEY } from '../domain/wire.js';
+import { decodeResult, DEFAULT_MAX_MESSAGE_BYTES, frameEvaluateRequest, frameOperationRequest } from './codec.js';
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';
 
 export interface CallOptions {
   /** Absolute deadline, ms since the epoch. */
   readonly deadline: number;
   readonly requestId: string;
+  /**
+   * The deadline belongs to a larger job (an expression's calls share it): a call cut short by
+   * it says nothing about the replica and never counts against its circuit.
+   */
+  readonly sharedDeadline?: boolean;
 }
 
 /** Reconnect quickly to a service that comes back; keepalive finds peers that vanished. */
@@ -31,39 +36,63 @@ export interface TargetClient {
   close(): void;
 }
 
-export function createTargetClient(target: string, creds: ChannelCredentials = credentials.createInsecure()): TargetClient {
-  const { Calculator, Evaluator } = loadProto();
-  let calculator: Client | undefined;
-  let evaluator: Client | undefined;
+/**
+ * The original unary rpcs with the lean client's codec: a response that is not a result (bytes
+ * without field 1) fails as a parsing error here too, not as a result of 0. The call is made as
+ * a server-streaming one, which is the same on the wire: grpc-js's unary call reads one message
+ * and then waits for the status, so a peer that keeps sending would hold it until its deadline;
+ * reading on lets a second message end the call at once, as the lean client does.
+ */
+const encodeOperands = ([a, b]: readonly [number, number]) => frameOperationRequest(a, b).subarray(5);
+const encodeExpression = (expression: string) => frameEvaluateRequest(expression).subarray(5);
 
-  const unaryCall = <Res extends { result: number }>(client: Client, method: string, request: object, options: CallOptions) =>
+export function createTargetClient(
+  target: string,
+  creds: ChannelCredentials = credentials.createInsecure(),
+  { maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES }: { maxMessageBytes?: number } = {},
+): TargetClient {
+  let channel: Client | undefined;
+
+  const unaryCall = <Req>(path: string, serialize: (request: Req) => Buffer, request: Req, options: CallOptions) =>
     new Promise<number>((resolve, reject) => {
       if (options.deadline <= Date.now()) {
-        reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, 4, 'deadline'));
+        reject(new UpstreamUnavailableError(`${target}: no time left before the deadline`, target, GrpcStatus.DEADLINE_EXCEEDED, 'deadline'));
         return;
       }
       const metadata = new Metadata();
       if (options.requestId) metadata.set(REQUEST_ID_KEY, options.requestId);
-      const fn = (client as unknown as Record<string, Function>)[method]!;
-      fn.call(client, request, metadata, { deadline: options.deadline }, (error: ServiceError | null, response: Res) => {
-        if (error) reject(fromGrpcError(error, target));
-        else resolve(response.result);
+      channel ??= new Client(target, creds, { ...CHANNEL_OPTIONS, 'grpc.max_receive_message_length': maxMessageBytes });
+      const call = channel.makeServerStreamRequest<Req, number>(path, serialize, decodeResult, request, metadata, { deadline: options.deadline });
+      let results = 0;
+      let result = 0;
+      let settled = false;
+      const fail = (error: Partial<ServiceError>) => {
+        if (settled) return;
+        settled = true;
+        reject(fromGrpcError({ metadata: new Metadata(), ...error } as ServiceError, target));
+      };
+      call.on('data', (value: number) => {
+        if (++results === 1) result = value;
+        else if (results === 2) {
+          fail({ code: GrpcStatus.UNIMPLEMENTED, details: 'Too many responses received' });
+          call.cancel();
+        }
+      });
+      call.on('error', (error: ServiceError) => fail(error));
+      call.on('status', (status: { code: GrpcStatus }) => {
+        if (status.code !== GrpcStatus.OK || settled) return; // errors come through 'error'
+        if (results === 0) return fail({ code: GrpcStatus.UNIMPLEMENTED, details: 'No message received' });
+        settled = true;
+        resolve(result);
       });
     });
 
   return {
     target,
-    arithmetic(op, num1, num2, options) {
-      calculator ??= new Calculator(target, creds, CHANNEL_OPTIONS);
-      return unaryCall<OperationResponse>(calculator, RPC_NAMES[op], { num1, num2 }, options);
-    },
-    evaluate(expression, options) {
-      evaluator ??= new Evaluator(target, creds, CHANNEL_OPTIONS);
-      return unaryCall<EvaluateResponse>(evaluator, RPC_NAMES.evaluate, { expression }, options);
-    },
+    arithmetic: (op, num1, num2, options) => unaryCall(`/calculator.Calculator/${RPC_NAMES[op]}`, encodeOperands, [num1, num2] as const, options),
+    evaluate: (expression, options) => unaryCall(`/calculator.Evaluator/${RPC_NAMES.evaluate}`, encodeExpression, expression, options),
     close() {
-      calculator?.close();
-      evaluator?.close();
+      channel?.close();
     },
   };
 }

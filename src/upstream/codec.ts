@@ -2,8 +2,13 @@
  * Protobuf encoding of calcmesh's four messages, by hand: they are fixed and tiny (two doubles,
  * one double, one string), and the hot path should not build objects to send them. Decoding
  * follows the protobuf rules a generated decoder does: fields in any order, a repeated scalar
- * field keeps its last value, unknown fields are skipped, absent fields are zero.
+ * field keeps its last value, unknown fields are skipped. An empty message is proto3's encoding of
+ * a result of 0; a message that has bytes but no field 1 is not a result at all (a peer answering
+ * another message type, or garbage) and is refused rather than read as 0.
  */
+/** The default receive limit of one message, as grpc-js's (4 MiB). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
 const DOUBLE_1 = (1 << 3) | 1; // field 1, wire type 1 (64-bit)
 const DOUBLE_2 = (2 << 3) | 1;
 const STRING_1 = (1 << 3) | 2; // field 1, wire type 2 (length-delimited)
@@ -36,6 +41,7 @@ export function frameEvaluateRequest(expression: string): Buffer {
 /** `{ double result = 1; }` (OperationResponse and EvaluateResponse alike). */
 export function decodeResult(message: Buffer): number {
   let result = 0;
+  let seen = false;
   let at = 0;
   while (at < message.length) {
     const [key, afterKey] = readVarint(message, at);
@@ -44,6 +50,7 @@ export function decodeResult(message: Buffer): number {
     if (key === DOUBLE_1) {
       if (at + 8 > message.length) throw new Error('truncated double');
       result = message.readDoubleLE(at);
+      seen = true;
       at += 8;
     } else if (wireType === 0) at = readVarint(message, at)[1];
     else if (wireType === 1) at += 8;
@@ -54,6 +61,7 @@ export function decodeResult(message: Buffer): number {
     else throw new Error(`unsupported wire type ${wireType}`);
   }
   if (at > message.length) throw new Error('truncated message');
+  if (!seen && message.length > 0) throw new Error('no result field (field 1) in a non-empty message');
   return result;
 }
 

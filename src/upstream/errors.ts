@@ -42,13 +42,29 @@ export class UpstreamUnavailableError extends CalcError {
 export const isUpstreamUnavailable = (error: unknown): error is UpstreamUnavailableError =>
   error instanceof UpstreamUnavailableError;
 
+/**
+ * The calcmesh codes a peer may hand on through its trailers: answers about the request. Any
+ * other code there (UNAUTHENTICATED, INTERNAL, …) would let a peer speak for the gateway itself.
+ */
+const PEER_CODES: ReadonlySet<string> = new Set(['INVALID_ARGUMENT', 'DOMAIN_ERROR', 'UPSTREAM_ERROR']);
+
+/** A peer's status message reaches a client's error at most this long (in UTF-16 units). */
+export const MAX_DETAILS_LENGTH = 1024;
+
+/** Whatever a peer put in grpc-message, a caller's error carries a bounded slice of it. */
+export function boundedDetails(details: string | undefined): string {
+  const text = String(details ?? '');
+  return text.length <= MAX_DETAILS_LENGTH ? text : `${text.slice(0, MAX_DETAILS_LENGTH)}… (${text.length - MAX_DETAILS_LENGTH} more characters cut)`;
+}
+
 /** Turns a grpc-js error into the calcmesh error a caller branches on. */
-export function fromGrpcError(error: ServiceError, target: string): CalcError {
+export function fromGrpcError(raw: ServiceError, target: string): CalcError {
+  const error = { code: raw.code, details: boundedDetails(raw.details), metadata: raw.metadata };
   const carried = error.metadata?.get(ERROR_CODE_KEY)[0];
   if (UNAVAILABLE_STATUSES.has(error.code)) {
     return new UpstreamUnavailableError(`${target}: ${GrpcStatus[error.code]}: ${error.details}`, target, error.code, carried === 'UNAVAILABLE' ? 'peer' : 'transport');
   }
-  if (isErrorCode(carried) && carried !== 'UNAVAILABLE') return new CalcError(carried, error.details);
+  if (isErrorCode(carried) && PEER_CODES.has(carried)) return new CalcError(carried, error.details);
   switch (error.code) {
     case GrpcStatus.INVALID_ARGUMENT:
       return new CalcError('INVALID_ARGUMENT', error.details);

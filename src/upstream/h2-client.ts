@@ -6,14 +6,20 @@
  * receives GOAWAY or closes is replaced by a new one for the next call. It skips what a unary
  * call with a fixed message does not need: per-call objects, interceptors, name resolution.
  * Health probes and Watch stay on grpc-js.
+ *
+ * It trusts nothing a peer sends: one response message of at most `maxMessageBytes` is read
+ * (ResponseReader), a non-gRPC content-type or HTTP status and a stream reset map as the spec
+ * and grpc-js map them (h2-status.ts), and grpc-message reaches an error decoded and bounded.
  */
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type SecureClientSessionOptions } from 'node:http2';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES } from '../shared/operations.js';
 import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/wire.js';
 import type { CallOptions, TargetClient } from './client.js';
-import { decodeResult, frameEvaluateRequest, frameOperationRequest } from './codec.js';
+import { decodeResult, DEFAULT_MAX_MESSAGE_BYTES, frameEvaluateRequest, frameOperationRequest } from './codec.js';
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';
+import { fromHttpStatus, fromRstCode } from './h2-status.js';
+import { ResponseReader } from './response-reader.js';
 
 export interface H2Tls {
   readonly ca?: Buffer | null;
@@ -55,13 +61,38 @@ function probe(session: ClientHttp2Session, timeoutMs: number): void {
   }
 }
 
-export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient {
+export interface H2ClientOptions {
+  /** The largest response message accepted (CALC_GRPC_MAX_MESSAGE_BYTES); a larger one is RESOURCE_EXHAUSTED. */
+  readonly maxMessageBytes?: number;
+}
+
+const isGrpcContentType = (value: unknown) => typeof value === 'string' && /^application\/grpc(\+proto)?(;|$)/i.test(value);
+
+/** Sessions that ended in an error: their streams failed because the connection did. */
+const broken = new WeakSet<ClientHttp2Session>();
+
+/** Streams left in a session before it is replaced: HTTP/2 stream ids are odd 31-bit numbers and never reused. */
+const STREAM_ID_RESERVE = 1024;
+
+export function createH2TargetClient(target: string, tls?: H2Tls, clientOptions: H2ClientOptions = {}): TargetClient {
   const authority = `${tls ? 'https' : 'http'}://${target}`;
+  const maxMessageBytes = clientOptions.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   let session: ClientHttp2Session | undefined;
   let failedAt = 0;
 
+  /** New calls go to a new session; this one finishes what it carries and closes. */
+  const retire = (old: ClientHttp2Session | undefined) => {
+    if (!old) return;
+    if (session === old) session = undefined;
+    if (!old.closed && !old.destroyed) old.close();
+  };
+
   const connect = (): ClientHttp2Session => {
-    if (session && !session.closed && !session.destroyed) return session;
+    if (session && !session.closed && !session.destroyed) {
+      const nextId = session.state.nextStreamID ?? 0;
+      if (nextId < 2 ** 31 - 1 - 2 * STREAM_ID_RESERVE) return session;
+      retire(session);
+    }
     const options: SecureClientSessionOptions = { settings: { enablePush: false } };
     if (tls) Object.assign(options, { ca: tls.ca ?? undefined, cert: tls.cert ?? undefined, key: tls.key ?? undefined });
     const created = http2.connect(authority, options);
@@ -69,6 +100,7 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
       if (session === created) session = undefined;
     };
     created.on('error', () => {
+      broken.add(created);
       failedAt = Date.now();
       forget();
     });
@@ -97,6 +129,8 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
       }
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
+      let stream: http2.ClientHttp2Stream | undefined;
+      const reader = new ResponseReader(maxMessageBytes);
       const finish = (error: Error | undefined, value?: number) => {
         if (settled) return;
         settled = true;
@@ -108,9 +142,11 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
       const fail = (code: GrpcStatus, details: string, metadata?: Metadata) => {
         if (settled) return;
         finish(fromGrpcError({ code, details, metadata: metadata ?? new Metadata(), message: details, name: 'ServiceError' } as ServiceError, target));
+        reader.release();
+        // Whatever the peer still sends is not read: the stream ends here (HTTP/2 flow control stops it).
+        if (stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
       };
 
-      let stream: http2.ClientHttp2Stream;
       let used: ClientHttp2Session;
       try {
         const headers: http2.OutgoingHttpHeaders = {
@@ -125,50 +161,72 @@ export function createH2TargetClient(target: string, tls?: H2Tls): TargetClient 
         used = connect();
         stream = used.request(headers);
       } catch (error) {
+        // Out of stream ids, or the session closed under us: never reuse it.
+        retire(session);
         fail(GrpcStatus.UNAVAILABLE, (error as Error).message);
         return;
       }
+      const opened = stream;
       timer = setTimeout(() => {
-        stream.close(NGHTTP2_CANCEL);
         fail(GrpcStatus.DEADLINE_EXCEEDED, 'Deadline exceeded');
-        probe(used, SUSPECT_TIMEOUT_MS);
+        // A deadline of a larger job (an expression's) running out says nothing of the connection.
+        if (!options.sharedDeadline) probe(used, SUSPECT_TIMEOUT_MS);
       }, remaining);
 
-      const chunks: Buffer[] = [];
-      let received = 0;
-      stream.on('data', (chunk: Buffer) => {
-        chunks.push(chunk);
-        received += chunk.length;
+      let httpStatus: number | undefined;
+      opened.on('data', (chunk: Buffer) => {
+        if (settled) return;
+        const failure = reader.push(chunk);
+        if (failure) fail(failure.code, failure.details);
       });
       const onStatus = (headers: IncomingHttpHeaders) => {
-        const status = Number(headers['grpc-status']);
-        const details = percentDecoded(String(headers['grpc-message'] ?? ''));
+        const raw = headers['grpc-status'];
+        if (raw === undefined) {
+          // Trailers without a status: a non-200 answer maps by its HTTP status, else nothing was said.
+          if (httpStatus !== 200) fail(fromHttpStatus(httpStatus ?? 0).code, fromHttpStatus(httpStatus ?? 0).details);
+          else fail(GrpcStatus.UNKNOWN, 'No status information received');
+          return;
+        }
+        const status = Number(raw);
         if (status !== GrpcStatus.OK) {
+          const message = headers['grpc-message'];
+          const details = typeof message === 'string' ? percentDecoded(message) : '';
           const metadata = new Metadata();
           const code = headers[ERROR_CODE_KEY];
           if (typeof code === 'string') metadata.set(ERROR_CODE_KEY, code);
-          fail(Number.isInteger(status) ? status : GrpcStatus.UNKNOWN, details, metadata);
+          fail(Number.isInteger(status) && status >= 0 && status <= 16 ? status : GrpcStatus.UNKNOWN, details, metadata);
           return;
         }
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-        if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
-          fail(GrpcStatus.INTERNAL, 'malformed or compressed response message');
+        const message = reader.message();
+        if (!Buffer.isBuffer(message)) {
+          fail(message.code, message.details);
           return;
         }
         try {
-          finish(undefined, decodeResult(body.subarray(5)));
+          const value = decodeResult(message);
+          reader.release();
+          finish(undefined, value);
         } catch (error) {
-          fail(GrpcStatus.INTERNAL, `undecodable response: ${(error as Error).message}`);
+          fail(GrpcStatus.INTERNAL, `Response message parsing error: ${(error as Error).message}`);
         }
       };
-      stream.on('response', (headers) => {
-        if (headers[':status'] !== 200) fail(GrpcStatus.UNAVAILABLE, `HTTP status ${headers[':status']}`);
-        else if (headers['grpc-status'] !== undefined) onStatus(headers); // trailers-only answer
+      opened.on('response', (headers) => {
+        httpStatus = Number(headers[':status']);
+        if (headers['grpc-status'] !== undefined) onStatus(headers); // trailers-only answer
+        else if (httpStatus !== 200) fail(fromHttpStatus(httpStatus).code, fromHttpStatus(httpStatus).details);
+        else if (!isGrpcContentType(headers['content-type'])) fail(GrpcStatus.UNKNOWN, `unexpected content-type ${JSON.stringify(String(headers['content-type']).slice(0, 64))}`);
       });
-      stream.on('trailers', onStatus);
-      stream.on('error', (error) => fail(GrpcStatus.UNAVAILABLE, error.message));
-      stream.on('close', () => fail(GrpcStatus.UNAVAILABLE, `stream closed without a status (code ${stream.rstCode})`));
-      stream.end(frame);
+      opened.on('trailers', onStatus);
+      let dropped = false;
+      opened.on('error', () => (dropped = true)); // 'close' follows with the stream's code
+      opened.on('close', () => {
+        if (settled) return;
+        // A session that failed (reset, not HTTP/2, protocol error) lost the replica, not the call.
+        if (broken.has(used) || used.destroyed) return fail(GrpcStatus.UNAVAILABLE, 'Connection dropped');
+        const status = fromRstCode(opened.rstCode ?? 0, httpStatus, dropped || used.destroyed);
+        fail(status.code, status.details);
+      });
+      opened.end(frame);
     });
 
   return {

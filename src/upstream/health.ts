@@ -1,12 +1,15 @@
-import { credentials, makeGenericClientConstructor, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, status as GrpcStatus, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { CHANNEL_OPTIONS } from './client.js';
 
-export type ReplicaHealth = 'SERVING' | 'NOT_SERVING' | 'UNREACHABLE' | 'UNKNOWN';
+/** UNIMPLEMENTED: the replica serves no grpc.health.v1 (the original Python services): its calls judge it. */
+export type ReplicaHealth = 'SERVING' | 'NOT_SERVING' | 'UNREACHABLE' | 'UNKNOWN' | 'UNIMPLEMENTED';
 
 const HealthClient = makeGenericClientConstructor(healthService, 'Health');
 const REWATCH_MIN_MS = 250;
 const REWATCH_MAX_MS = 2000;
+/** A replica without a health service is asked again this rarely (it may be replaced by one that has it). */
+const REWATCH_UNIMPLEMENTED_MS = 30_000;
 
 /** grpc.health.v1 against one target: a one-off Check, and a Watch that follows the replica. */
 export function createHealthProbe(target: string, creds: ChannelCredentials = credentials.createInsecure()) {
@@ -18,7 +21,7 @@ export function createHealthProbe(target: string, creds: ChannelCredentials = cr
       return new Promise((resolve) => {
         const check = (health() as unknown as { check: Function }).check;
         check.call(client, { service }, { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, reply?: { status: string }) => {
-          if (error) resolve('UNREACHABLE');
+          if (error) resolve(error.code === GrpcStatus.UNIMPLEMENTED ? 'UNIMPLEMENTED' : 'UNREACHABLE');
           else resolve(reply?.status === 'SERVING' ? 'SERVING' : 'NOT_SERVING');
         });
       });
@@ -43,11 +46,12 @@ export function createHealthProbe(target: string, creds: ChannelCredentials = cr
           backoffMs = REWATCH_MIN_MS;
           onHealth(reply.status === 'SERVING' ? 'SERVING' : 'NOT_SERVING');
         });
-        stream.on('error', () => undefined); // 'end'/'close' follow; the status says why
+        let unimplemented = false;
+        stream.on('error', (error: ServiceError) => (unimplemented = error.code === GrpcStatus.UNIMPLEMENTED)); // 'close' follows
         stream.on('close', () => {
           if (stopped || call !== stream) return;
-          onHealth('UNREACHABLE');
-          timer = setTimeout(open, backoffMs);
+          onHealth(unimplemented ? 'UNIMPLEMENTED' : 'UNREACHABLE');
+          timer = setTimeout(open, unimplemented ? REWATCH_UNIMPLEMENTED_MS : backoffMs);
           timer.unref();
           backoffMs = Math.min(backoffMs * 2, REWATCH_MAX_MS);
         });

@@ -1,7 +1,9 @@
 /**
  * The replicas of every service, as one object the gateway and the evaluator call.
  *
- * Routing: a call goes to the next replica in turn whose circuit is closed. A replica's circuit
+ * Routing: a call goes to the next replica in turn whose circuit is closed (policies from
+ * resilience/: `failover` retries on another replica, `circuit` feeds the breaker through the
+ * failure filter `judge`). A replica's circuit
  * opens after consecutive availability failures, or at once when its health Watch reports
  * NOT_SERVING (a planned stop) or loses the replica; it closes when the replica reports SERVING
  * again. When the chosen replica is unavailable and another one's circuit is closed, the call is
@@ -11,7 +13,7 @@
 import { status as GrpcStatus, type ChannelCredentials } from '@grpc/grpc-js';
 import type { ArithmeticOp, ServiceOp } from '../shared/operations.js';
 import { SERVICE_OPS } from '../shared/operations.js';
-import { CircuitBreaker, type BreakerState } from '../resilience/index.js';
+import { circuit, CircuitBreaker, retry, type BreakerState, type Verdict } from '../resilience/index.js';
 import { createTargetClient, type CallOptions, type TargetClient } from './client.js';
 import { isUpstreamUnavailable, UpstreamUnavailableError } from './errors.js';
 import { createHealthProbe, type ReplicaHealth } from './health.js';
@@ -35,7 +37,9 @@ export interface ResilienceOptions {
   /** TLS or plaintext (the default), for grpc-js (health) and the node:http2 client (calls). */
   readonly credentials?: ChannelCredentials;
   readonly h2Tls?: H2Tls | undefined;
-  /** Which client makes the calls: the lean node:http2 one (default), grpc-js, or one multiplexed stream per replica. */
+  /** The largest response message accepted from a replica (CALC_GRPC_MAX_MESSAGE_BYTES, default 4 MiB). */
+  readonly maxMessageBytes?: number;
+  /** Which client makes the calls: one multiplexed Stream rpc per replica (default), the lean node:http2 unary one, or grpc-js. */
   readonly transport?: 'h2' | 'grpc-js' | 'stream';
   readonly onBreakerChange?: (op: ServiceOp, target: string, state: BreakerState, previous: BreakerState) => void;
   /** The services this process calls (default: all); the evaluator leaves itself out. */
@@ -64,8 +68,8 @@ export function createUpstreams(targets: Readonly<Record<ServiceOp, readonly str
   };
 
   return {
-    arithmetic: (op, num1, num2, callOptions) => pool(op).call((c) => c.arithmetic(op, num1, num2, callOptions)),
-    evaluate: (expression, callOptions) => pool('evaluate').call((c) => c.evaluate(expression, callOptions)),
+    arithmetic: (op, num1, num2, callOptions) => pool(op).call((c) => c.arithmetic(op, num1, num2, callOptions), callOptions),
+    evaluate: (expression, callOptions) => pool('evaluate').call((c) => c.evaluate(expression, callOptions), callOptions),
     status: () => Object.fromEntries(operations.map((op) => [op, pool(op).status()])) as Record<ServiceOp, ReplicaStatus[]>,
     close() {
       for (const p of pools.values()) p.close();
@@ -74,6 +78,19 @@ export function createUpstreams(targets: Readonly<Record<ServiceOp, readonly str
 }
 
 type ReplicaPool = ReturnType<typeof createReplicaPool>;
+
+/** The one place a transport is chosen. */
+function createClient(target: string, options: ResilienceOptions): TargetClient {
+  const limits = { maxMessageBytes: options.maxMessageBytes };
+  switch (options.transport ?? 'stream') {
+    case 'grpc-js':
+      return createTargetClient(target, options.credentials, limits);
+    case 'h2':
+      return createH2TargetClient(target, options.h2Tls, limits);
+    case 'stream':
+      return createStreamTargetClient(target, { tls: options.h2Tls, ...limits });
+  }
+}
 
 function withoutStack<T>(make: () => T): T {
   const limit = Error.stackTraceLimit;
@@ -95,12 +112,29 @@ interface Replica {
   stopWatch: (() => void) | undefined;
 }
 
+/**
+ * The failure filter. Only this replica's own failure to answer counts against it; an argument
+ * or domain error, or its answer that a service it needs is down, is an answer; a call never
+ * sent (no time left), or cut short because the caller's larger job ran out of time, says
+ * nothing about it.
+ */
+function judge(error: unknown, options: CallOptions): Verdict {
+  if (!isUpstreamUnavailable(error)) return 'success';
+  if (error.origin === 'peer') return 'success';
+  if (!error.replicaFailed) return 'inconclusive';
+  if (options.sharedDeadline && error.grpcCode === GrpcStatus.DEADLINE_EXCEEDED) return 'inconclusive';
+  return 'failure';
+}
+
+/** One more attempt, on another replica, when the first one did not answer. */
+const failover = retry({ maxAttempts: 2, shouldRetry: (error) => isUpstreamUnavailable(error) && error.replicaFailed });
+
 function createReplicaPool(op: ServiceOp, targets: readonly string[], options: ResilienceOptions) {
   const replicas = targets.map((target): Replica => {
     const probe = createHealthProbe(target, options.credentials);
     const replica: Replica = {
       target,
-      client: options.transport === 'grpc-js' ? createTargetClient(target, options.credentials) : options.transport === 'stream' ? createStreamTargetClient(target, { tls: options.h2Tls }) : createH2TargetClient(target, options.h2Tls),
+      client: createClient(target, options),
       probe,
       health: 'UNKNOWN',
       inFlight: 0,
@@ -108,16 +142,24 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
       breaker: new CircuitBreaker({
         failureThreshold: options.failureThreshold ?? 3,
         halfOpenAfterMs: options.halfOpenAfterMs ?? 2000,
-        probe: async () => (replica.health = await probe.check('', 500)) === 'SERVING',
+        // A replica without a health service is tried with a real call (gRFC A17).
+        probe: async () => {
+          replica.health = await probe.check('', 500);
+          return replica.health === 'UNIMPLEMENTED' ? 'trial' : replica.health === 'SERVING';
+        },
         onStateChange: (state, previous) => options.onBreakerChange?.(op, target, state, previous),
         now: options.now,
       }),
     };
     if (options.watchHealth !== false) {
       replica.stopWatch = probe.watch((health) => {
+        const known = replica.health === 'SERVING' || replica.health === 'NOT_SERVING';
         replica.health = health;
         if (health === 'SERVING') replica.breaker.success();
-        else replica.breaker.trip();
+        else if (health === 'NOT_SERVING') replica.breaker.trip();
+        // Lost a replica that was answering its health: trip. One never seen yet, or one without
+        // a health service, is tried, not assumed down: its calls decide.
+        else if (health === 'UNREACHABLE' && known) replica.breaker.trip();
       });
     }
     return replica;
@@ -128,11 +170,11 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
   const allOpen = () =>
     (allOpenError ??= withoutStack(() => new UpstreamUnavailableError(`${op}: no replica can be called (every circuit is open)`, targets.join(','), GrpcStatus.UNAVAILABLE, 'circuit')));
 
-  /** The next replica in turn whose circuit allows a call, other than `except`. */
-  const pick = (except?: Replica): Replica | undefined => {
+  /** The next replica in turn whose circuit allows a call, other than those already tried. */
+  const pick = (tried: ReadonlySet<Replica>): Replica | undefined => {
     for (let i = 0; i < replicas.length; i++) {
       const replica = replicas[(next + i) % replicas.length]!;
-      if (replica !== except && replica.breaker.allows()) {
+      if (!tried.has(replica) && replica.breaker.allows()) {
         next = (next + i + 1) % replicas.length;
         return replica;
       }
@@ -140,20 +182,13 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
     return undefined;
   };
 
-  async function attemptOn<T>(replica: Replica, attempt: (client: TargetClient) => Promise<T>): Promise<T> {
+  async function measured<T>(replica: Replica, attempt: (client: TargetClient) => Promise<T>): Promise<T> {
     replica.inFlight++;
     const started = performance.now();
     let outcome = 'OK';
     try {
-      const value = await attempt(replica.client);
-      replica.breaker.success();
-      return value;
+      return await attempt(replica.client);
     } catch (error) {
-      // Only this replica's own failure to answer counts against it: an argument or domain
-      // error, or its answer that a service it needs is down, is an answer; a call never sent
-      // (no time left) says nothing about it.
-      if (isUpstreamUnavailable(error) && error.replicaFailed) replica.breaker.failure();
-      else if (!isUpstreamUnavailable(error) || error.origin === 'peer') replica.breaker.success();
       outcome = (error as { code?: string }).code ?? 'INTERNAL';
       throw error;
     } finally {
@@ -163,16 +198,21 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
   }
 
   return {
-    async call<T>(attempt: (client: TargetClient) => Promise<T>): Promise<T> {
-      const first = pick();
-      if (!first) throw allOpen();
-      try {
-        return await attemptOn(first, attempt);
-      } catch (error) {
-        const second = isUpstreamUnavailable(error) && error.replicaFailed ? pick(first) : undefined;
-        if (!second) throw error;
-        return attemptOn(second, attempt);
-      }
+    /** Pick a replica, call it through its circuit; when it did not answer, once more on another. */
+    call<T>(attempt: (client: TargetClient) => Promise<T>, callOptions: CallOptions): Promise<T> {
+      const tried = new Set<Replica>();
+      let last: unknown;
+      return failover.execute(async () => {
+        const replica = pick(tried);
+        if (!replica) throw last ?? allOpen();
+        tried.add(replica);
+        try {
+          return await circuit(replica.breaker, (error) => judge(error, callOptions)).execute(() => measured(replica, attempt));
+        } catch (error) {
+          last = error;
+          throw error;
+        }
+      });
     },
     status: (): ReplicaStatus[] =>
       replicas.map((r) => ({ target: r.target, health: r.health, breaker: r.breaker.state, inFlight: r.inFlight })),

@@ -158,6 +158,9 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     });
     created.on('goaway', () => {
       forget();
+      // Let the streams it still has finish, then let go of it: a peer shutting down gracefully
+      // (grpc-js tryShutdown) waits for its clients' connections to close.
+      created.close();
       // New calls go to a new stream on a new connection now; the old stream answers what it can.
       for (const channel of Object.values(channels)) {
         if (channel.current?.session === created) {
@@ -222,6 +225,9 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     link.ended = true;
     channel.links.delete(link);
     if (channel.current === link) channel.current = undefined;
+    // Our half of the refused stream is still open: reset it, or the peer counts it as active
+    // (a graceful shutdown of the peer would wait for it forever).
+    if (!link.stream.destroyed) link.stream.close(http2.constants.NGHTTP2_CANCEL);
     // Nothing was computed (the rpc does not exist there): every call is sent again, unary.
     const moved = [...link.calls.values(), ...channel.waiting.splice(0)];
     for (const pending of moved) {
@@ -335,7 +341,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
   };
 
   const sendUnary = (pending: Pending): Promise<number> => {
-    unaryClient ??= createH2TargetClient(target, tls);
+    unaryClient ??= createH2TargetClient(target, tls, { maxMessageBytes });
     const callOptions = { deadline: pending.deadline, requestId: pending.requestId };
     return pending.method === RPC_NAMES.evaluate
       ? unaryClient.evaluate(pending.expression, callOptions)

@@ -110,6 +110,8 @@ test('when the add service is killed, then it is marked down and the requests se
     await expectText(page.getByTestId('ticket-status'), /queued/);
   }
   await expectText(page.getByTestId('queue-depth-add'), /^([3-9]|[1-9]\d+)$/);
+  // The page holds the gateway's event stream open while it has tickets waiting.
+  await expectText(page.getByTestId('push-state'), /pushed to this page/);
   await expectText(page.getByTestId('activity').getByTestId('activity-row').first(), /3 \+ 4.*queued/);
   const shot = `${ARTIFACTS}dashboard-desktop-down.png`;
   await page.screenshot({ path: shot, fullPage: true });
@@ -135,6 +137,9 @@ test('when the add service returns, then the queue drains to zero and every tick
   for (const [label, result] of [['3 + 4', '7'], ['2 + 3', '5'], ['1 + 2', '3']] as const) {
     assert.ok(rows.some((row) => row.includes(label) && row.includes(`= ${result}`)), `a done ticket ${label} = ${result} in ${JSON.stringify(rows)}`);
   }
+  // Pushed by GET /v1/events, not polled; and with nothing left to wait for, the stream is closed.
+  assert.deepEqual(await tickets.evaluateAll((items: any[]) => items.map((item) => item.dataset.via)), ['push', 'push', 'push']);
+  await waitFor(async () => ((await page.getByTestId('push-state').textContent()) === '' ? true : undefined), 'the push note to clear');
   await expectText(page.getByTestId('activity').getByTestId('activity-row').first(), /3 \+ 4.*queued.*ticket done = 7/);
 
   await page.screenshot({ path: `${ARTIFACTS}dashboard-desktop.png`, fullPage: true });

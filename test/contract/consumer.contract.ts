@@ -101,8 +101,9 @@ export function runConsumerContract(harness: () => QueueHarness): void {
       const q = h.open();
       const task = newTask('add');
       await q.enqueue(task);
-      // The injected clock runs with real time here, so a lease of 500 ms really passes 5 times.
-      const leaseMs = 500;
+      // The injected clock runs with real time here, so a lease of 1.2 s really passes 3 times
+      // (long enough that a loaded machine's pauses do not look like a dead consumer).
+      const leaseMs = 1200;
       let runs = 0;
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
@@ -119,7 +120,7 @@ export function runConsumerContract(harness: () => QueueHarness): void {
         runs += 1;
         return add(claimed);
       }, { leaseMs });
-      await new Promise((r) => setTimeout(r, leaseMs * 5)); // the thing under test is time passing
+      await new Promise((r) => setTimeout(r, leaseMs * 3)); // the thing under test is time passing
       release();
       await eventually(async () => ((await ticketOf(q, task.id))?.status === 'done' ? true : undefined), 'the slow task to complete');
       assert.equal(runs, 1, 'the task was computed again while its consumer was still working on it');

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { DEAD_LETTER_CODE } from '../../src/queue/index.js';
 import type { ClaimedTask, DurableQueue } from '../../src/queue/types.js';
 import { runConsumerContract } from './consumer.contract.js';
+import { runDeliveryContract } from './delivery.contract.js';
 import { eventually, newTask, settle, type HarnessFactory, type QueueHarness } from './harness.js';
 
 const now = { leaseMs: 60_000, blockMs: 0 };
@@ -308,5 +309,6 @@ export function runQueueContract(name: string, factory: HarnessFactory): void {
     });
 
     runConsumerContract(() => h);
+    runDeliveryContract(() => h, () => q);
   });
 }

@@ -23,6 +23,8 @@ export interface Cluster {
   /** Sends the signal to the replica's process and, unless it is SIGSTOP/SIGCONT, waits for it to be gone. */
   signalService(op: ServiceOp, signal: NodeJS.Signals, replica?: number): Promise<void>;
   startGateway(): Promise<Spawned>;
+  /** The running gateway process, if any. */
+  gateway(): Spawned | undefined;
   killGateway(signal?: NodeJS.Signals): Promise<void>;
   close(): Promise<void>;
 }
@@ -84,6 +86,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       await child.stop(signal);
       services.delete(key(op, replica));
     },
+    gateway: () => gateway,
     async startGateway() {
       gateway = spawnGroup(process.execPath, [CLI, 'gateway'], env);
       await gateway.waitForOutput(/gateway listening/, 20_000);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildGateway } from '../../src/gateway/build.js';
+import { buildGateway, type GatewayConfig } from '../../src/gateway/build.js';
 import { openQueue } from '../../src/queue/index.js';
 import type { DurableQueue } from '../../src/queue/types.js';
 import { silentLogger, type Logger } from '../../src/shared/logger.js';
@@ -28,6 +28,8 @@ export async function startGateway(options: {
   adminKeys?: Record<string, string>;
   authFailuresPerMin?: number;
   logger?: Logger;
+  /** More of the gateway's configuration (webhooks, operator keys, event streams). */
+  config?: Partial<GatewayConfig>;
 }): Promise<TestGateway> {
   const dir = options.redisUrl || options.queue ? undefined : mkdtempSync(join(tmpdir(), 'calcmesh-gw-'));
   const queue = options.queue ?? openQueue({ redisUrl: options.redisUrl, dataDir: dir ?? '', resultTtlS: 3600, maxDeliveries: 5 });
@@ -36,7 +38,7 @@ export async function startGateway(options: {
   const upstreams = connectUpstreams({ targets: options.targets, breaker: { failureThreshold: 3, halfOpenAfterMs: 2000 } }, logger, metrics);
   const app = await buildGateway(
     { deadlineMs: options.deadlineMs ?? 1000, apiKeys: new Map(Object.entries(options.apiKeys ?? {})), rateLimit: options.rateLimit,
-      adminKeys: new Map(Object.entries(options.adminKeys ?? {})), authFailuresPerMin: options.authFailuresPerMin },
+      adminKeys: new Map(Object.entries(options.adminKeys ?? {})), authFailuresPerMin: options.authFailuresPerMin, ...options.config },
     { queue, upstreams, logger, metrics },
   );
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -244,24 +244,33 @@ describe('the Stream rpc', () => {
     }
   });
 
-  test('when a service has no Stream rpc (UNIMPLEMENTED), then the client calls it unary from then on and gets its answers', async () => {
-    // A foreign server: the original Calculator service only, through grpc-js.
-    const original = { ...(loadProto().Calculator.service as ServiceDefinition) } as Record<string, unknown>;
-    delete original.Stream;
-    const server = new Server();
-    server.addService(original as ServiceDefinition, {
-      Add: (call: { request: { num1: number; num2: number } }, callback: (e: null, r: object) => void) => callback(null, { result: call.request.num1 + call.request.num2 }),
+  // A foreign server that does not know the Stream rpc at all (generated from the original
+  // proto), and one that declares it without implementing it (grpc-js answers UNIMPLEMENTED
+  // without ending our half of the stream).
+  for (const variant of ['unknown', 'declared but not implemented'] as const) {
+    test(`when a service has no Stream rpc (${variant}: UNIMPLEMENTED), then the client calls it unary from then on, and the service's graceful shutdown still completes`, async () => {
+      const definition = { ...(loadProto().Calculator.service as ServiceDefinition) } as Record<string, unknown>;
+      if (variant === 'unknown') delete definition.Stream;
+      const server = new Server();
+      server.addService(definition as ServiceDefinition, {
+        Add: (call: { request: { num1: number; num2: number } }, callback: (e: null, r: object) => void) => callback(null, { result: call.request.num1 + call.request.num2 }),
+      });
+      const port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+      const client = track(createStreamTargetClient(`127.0.0.1:${port}`));
+      try {
+        assert.deepEqual(await Promise.all([client.arithmetic('add', 6, 7, soon()), client.arithmetic('add', 1, 1, soon())]), [13, 2]);
+        assert.equal(client.stats().unary, true);
+        assert.equal(await client.arithmetic('add', 2, 3, soon()), 5);
+        // The refused stream is not held open: tryShutdown waits for every active stream, and it
+        // waited forever when our half of that stream stayed open.
+        const shutdown = new Promise<string>((resolve) => server.tryShutdown(() => resolve('shut down')));
+        const bound = new Promise<string>((resolve) => setTimeout(() => resolve('still waiting for the client'), 5000).unref());
+        assert.equal(await Promise.race([shutdown, bound]), 'shut down');
+      } finally {
+        client.close();
+        server.forceShutdown();
+      }
     });
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
-    const client = track(createStreamTargetClient(`127.0.0.1:${port}`));
-    try {
-      assert.deepEqual(await Promise.all([client.arithmetic('add', 6, 7, soon()), client.arithmetic('add', 1, 1, soon())]), [13, 2]);
-      assert.equal(client.stats().unary, true);
-      assert.equal(await client.arithmetic('add', 2, 3, soon()), 5);
-    } finally {
-      client.close();
-      server.forceShutdown();
-    }
-  });
+  }
 });

@@ -77,3 +77,24 @@ test('when the replica says it is going away, then trip opens at once, and a SER
   breaker.success();
   assert.equal(breaker.state, 'closed');
 });
+
+test('when the probe says only a real call can tell (no health service), then half-open lets one call through and its outcome decides', async () => {
+  let now = 0;
+  const breaker = new CircuitBreaker({ failureThreshold: 1, halfOpenAfterMs: 100, now: () => now, probe: async () => 'trial' });
+  breaker.failure();
+  assert.equal(breaker.state, 'open');
+  now += 100;
+  assert.equal(breaker.allows(), false, 'the probe runs first');
+  await settle();
+  assert.deepEqual([breaker.state, breaker.allows(), breaker.allows()], ['half-open', true, false], 'one trial call, not two');
+  breaker.inconclusive();
+  assert.equal(breaker.allows(), true, 'a trial that said nothing lets another one try');
+  breaker.failure();
+  assert.equal(breaker.state, 'open', 'a failed trial reopens');
+  now += 100;
+  breaker.allows();
+  await settle();
+  assert.equal(breaker.allows(), true);
+  breaker.success();
+  assert.deepEqual([breaker.state, breaker.allows()], ['closed', true], 'a successful trial closes');
+});

@@ -19,6 +19,7 @@ createSendPanel({
   result: $('result'),
   detail: $('answer-detail'),
   list: $('tickets'),
+  pushStatus: $('push-state'),
 });
 onTicketChange(() => activity.refresh());
 

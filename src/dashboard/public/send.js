@@ -1,11 +1,20 @@
 // The request form: sends an operation or an expression, shows the answer or the ticket, and
-// watches the tickets it was given until each one is done or failed.
+// watches the tickets it was given until each one is done or failed: pushed by the gateway's
+// event stream while it is open, polled otherwise.
 import { describeError, request, sleep, Unreachable } from './api.js';
 import { el, formatNumber, setBadge } from './dom.js';
+import { createPushChannel } from './events.js';
 
 const SYMBOL = { add: '+', subtract: '−', multiply: '×', divide: '÷' };
 const LONG_POLL_S = 5;
 const SHOWN = 8;
+/**
+ * While results are pushed, a ticket is still looked up now and then, in case its result went
+ * to another channel of this client (`calcmesh results`, say); one completed this long ago
+ * without being pushed here was.
+ */
+const PUSH_CHECK_MS = 5000;
+const PUSH_GRACE_MS = 10_000;
 
 /** Tickets this page was given, by id: { id, label, status, result?, error?, sentAt, queuedMs? }. */
 const tickets = new Map();
@@ -15,7 +24,8 @@ const listeners = new Set();
 export const ticketInfo = (id) => (id ? tickets.get(id) : undefined);
 export const onTicketChange = (fn) => listeners.add(fn);
 
-export function createSendPanel({ opForm, exprForm, status, result, detail, list }) {
+export function createSendPanel({ opForm, exprForm, status, result, detail, list, pushStatus }) {
+  pushState = pushStatus;
   let latest; // the submission the answer panel shows: a ticket id, or a symbol for one answered at once
 
   const show = (tone, badge, value, text) => {
@@ -76,10 +86,38 @@ export function createSendPanel({ opForm, exprForm, status, result, detail, list
     }
   });
   onTicketChange(() => renderTickets(list));
+  onTicketChange(renderPushState);
 }
 
 function changed(ticket) {
   for (const fn of listeners) fn(ticket ?? {});
+}
+
+/** Records a ticket's outcome (from the stream or a lookup) with the gateway's own timestamps. */
+function resolve(ticket, body, via) {
+  if (ticket.status !== 'queued') return;
+  const queuedMs = Date.parse(body.completedAt) - Date.parse(body.createdAt);
+  Object.assign(ticket, { status: body.status, result: body.result, error: body.error, via, queuedMs: Number.isFinite(queuedMs) ? queuedMs : undefined });
+  changed(ticket);
+}
+
+const push = createPushChannel({
+  onResult(body) {
+    const ticket = tickets.get(body?.id);
+    if (ticket && (body.status === 'done' || body.status === 'failed')) resolve(ticket, body, 'push');
+    if (pendingTickets().length === 0) push.want(false);
+  },
+  onLive() {
+    renderPushState();
+  },
+});
+
+let pushState;
+function renderPushState() {
+  if (!pushState) return;
+  const waiting = pendingTickets().length > 0;
+  pushState.textContent = !waiting ? '' : push.live() ? 'Results are pushed to this page as they complete.' : 'Watching for results…';
+  pushState.dataset.live = String(push.live());
 }
 
 let watching = false;
@@ -90,11 +128,17 @@ let watching = false;
  * pending ticket, then checks the others without waiting, rotating which one it waits on.
  */
 async function watch() {
+  push.want(true);
   if (watching) return;
   watching = true;
   try {
     let turn = 0;
     for (let pending = pendingTickets(); pending.length > 0; pending = pendingTickets(), turn++) {
+      if (push.live()) {
+        await sleep(PUSH_CHECK_MS);
+        for (const ticket of pendingTickets()) if (push.live()) await check(ticket, 0, PUSH_GRACE_MS);
+        continue;
+      }
       const first = pending[turn % pending.length];
       const ok = await check(first, LONG_POLL_S);
       for (const ticket of pending) if (ticket !== first && ok) await check(ticket, 0);
@@ -102,13 +146,17 @@ async function watch() {
     }
   } finally {
     watching = false;
+    push.want(false);
   }
 }
 
 const pendingTickets = () => [...tickets.values()].filter((t) => t.status === 'queued');
 
-/** Refreshes one ticket; false when the gateway could not tell (unreachable or erroring). */
-async function check(ticket, waitS) {
+/**
+ * Refreshes one ticket; false when the gateway could not tell (unreachable or erroring). With
+ * `graceMs`, a completion younger than that is left to the push stream.
+ */
+async function check(ticket, waitS, graceMs = 0) {
   let reply;
   try {
     reply = await request(`/v1/results/${encodeURIComponent(ticket.id)}?wait=${waitS}`, { timeoutMs: (waitS + 5) * 1000 });
@@ -124,11 +172,8 @@ async function check(ticket, waitS) {
   }
   if (reply.status !== 200) return false;
   const body = reply.body;
-  if (body.status === 'done' || body.status === 'failed') {
-    // The gateway's own timestamps, so that the time shown is the ticket's, not this page's polling.
-    const queuedMs = Date.parse(body.completedAt) - Date.parse(body.createdAt);
-    Object.assign(ticket, { status: body.status, result: body.result, error: body.error, queuedMs: Number.isFinite(queuedMs) ? queuedMs : undefined });
-    changed(ticket);
+  if ((body.status === 'done' || body.status === 'failed') && !(Date.now() - Date.parse(body.completedAt) < graceMs)) {
+    resolve(ticket, body, 'poll');
   }
   return true;
 }
@@ -140,7 +185,7 @@ function renderTickets(list) {
     const tone = ticket.status === 'done' ? 'up' : ticket.status === 'failed' ? 'down' : 'info';
     const outcome = ticket.status === 'done' ? `= ${formatNumber(ticket.result)}`
       : ticket.status === 'failed' ? (ticket.error?.code ?? 'failed') : 'waiting for the service';
-    return el('li', { class: 'ticket', 'data-testid': `ticket-${ticket.id}`, 'data-status': ticket.status },
+    return el('li', { class: 'ticket', 'data-testid': `ticket-${ticket.id}`, 'data-status': ticket.status, 'data-via': ticket.via ?? '' },
       el('span', { class: `badge ${tone}` }, ticket.status),
       el('span', { class: 'ticket-label' }, ticket.label),
       el('span', { class: 'ticket-outcome' }, outcome),

@@ -3,11 +3,12 @@ import { parseExpression } from '../../domain/parser.js';
 import { callerOf } from '../caller.js';
 import type { createDispatcher } from '../dispatch.js';
 import { errorResponseSchema } from '../errors.js';
+import type { CallbackReader } from '../webhooks.js';
 import { queuedSchema, sendAnswer } from './operations.js';
 
 /** `POST /v1/evaluate {"expression": "(6+7)*3 - 8/2"}`: parsed here so that a malformed one is never sent or queued. */
-export function evaluateRoutes(app: FastifyInstance, dispatcher: ReturnType<typeof createDispatcher>): void {
-  app.post<{ Body: { expression: string } }>('/v1/evaluate', {
+export function evaluateRoutes(app: FastifyInstance, dispatcher: ReturnType<typeof createDispatcher>, callbackOf: CallbackReader = () => undefined): void {
+  app.post<{ Body: { expression: string; callback?: string } }>('/v1/evaluate', {
     schema: {
       tags: ['compute'],
       summary: 'Compute a whole expression through the arithmetic services',
@@ -15,7 +16,10 @@ export function evaluateRoutes(app: FastifyInstance, dispatcher: ReturnType<type
       body: {
         type: 'object',
         required: ['expression'],
-        properties: { expression: { type: 'string', maxLength: 4096, examples: ['(6+7)*3 - 8/2'] } },
+        properties: {
+          expression: { type: 'string', maxLength: 4096, examples: ['(6+7)*3 - 8/2'] },
+          callback: { type: 'string', maxLength: 2048, description: 'a webhook URL, as the Callback-Url header (which wins)' },
+        },
       },
       response: {
         200: { description: 'the evaluator answered', type: 'object', properties: { expression: { type: 'string' }, result: { type: 'number' }, id: { type: 'string' } } },
@@ -27,7 +31,8 @@ export function evaluateRoutes(app: FastifyInstance, dispatcher: ReturnType<type
   }, async (request, reply) => {
     const { expression } = request.body;
     parseExpression(expression);
-    const answer = await dispatcher.dispatch({ operation: 'evaluate', expression }, callerOf(request));
+    const callback = callbackOf(request.headers, request.body.callback);
+    const answer = await dispatcher.dispatch({ operation: 'evaluate', expression }, { ...callerOf(request), callback });
     return sendAnswer(reply, answer, { expression });
   });
 }

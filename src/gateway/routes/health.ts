@@ -15,6 +15,8 @@ export interface HealthDeps {
   readonly startedAt: number;
   /** CALC_LEASE_MS: a queue whose tasks wait longer than this with no claim is reported stalled. */
   readonly leaseMs?: number;
+  /** Whether this gateway sends webhooks (CALC_WEBHOOK_SECRET set). */
+  readonly webhooks?: boolean;
 }
 
 /** Liveness, readiness and the status document behind the dashboard and `calcmesh status`. */
@@ -42,9 +44,10 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
 
   app.get('/v1/status', { schema: { tags: ['operate'], summary: 'services, replicas, circuits and queues' } }, async () => {
     const services = deps.upstreams.status();
-    const [stats, queue] = await Promise.all([
+    const [stats, queue, webhooks] = await Promise.all([
       deps.queue.stats(SERVICE_OPS).catch((error) => warn('queue stats failed in /v1/status', error)),
       readiness.check(),
+      deps.queue.webhookStats().catch((error) => warn('webhook stats failed in /v1/status', error)),
     ]);
     return {
       version: deps.version,
@@ -58,6 +61,8 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
           return [op, { serving: isServing(services[op]), replicas: services[op], queue: withStall }];
         }),
       ),
+      // #15: completions waiting to be POSTed, and those given up (webhook dead letters).
+      webhooks: { enabled: deps.webhooks === true, pending: webhooks?.pending ?? null, deadLetters: webhooks?.deadLetters ?? null },
     };
   });
 }

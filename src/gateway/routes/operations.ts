@@ -5,6 +5,7 @@ import { parseOperand } from '../../domain/operands.js';
 import { callerOf } from '../caller.js';
 import type { Answer, createDispatcher, Job } from '../dispatch.js';
 import { errorResponseSchema } from '../errors.js';
+import type { CallbackReader } from '../webhooks.js';
 
 type Dispatcher = ReturnType<typeof createDispatcher>;
 
@@ -15,14 +16,14 @@ export const queuedSchema = {
 } as const;
 
 /** `GET /{op}/{a}/{b}`: the original system's routes, plus divide. */
-export function operationRoutes(app: FastifyInstance, dispatcher: Dispatcher): void {
+export function operationRoutes(app: FastifyInstance, dispatcher: Dispatcher, callbackOf: CallbackReader = () => undefined): void {
   app.get<{ Params: { op: string; a: string; b: string } }>('/:op/:a/:b', {
     // HEAD would run this handler (and its side effects): it is answered 405 instead (methods.ts).
     exposeHeadRoute: false,
     schema: {
       tags: ['compute'],
       summary: 'Compute one operation (the original routes, plus divide)',
-      description: 'Forwards to the operation\'s gRPC service. When the service is unavailable the request is stored durably and answered 202 with a ticket; argument and domain errors are answered at once and never queued. Send `Idempotency-Key` to make a retry safe.',
+      description: 'Forwards to the operation\'s gRPC service. When the service is unavailable the request is stored durably and answered 202 with a ticket; argument and domain errors are answered at once and never queued. Send `Idempotency-Key` to make a retry safe, and `Callback-Url` to have the result of queued work POSTed to you (a webhook).',
       params: {
         type: 'object',
         properties: {
@@ -49,7 +50,7 @@ export function operationRoutes(app: FastifyInstance, dispatcher: Dispatcher): v
     const { op, a, b } = request.params;
     if (!isArithmeticOp(op)) throw invalidArgument(`unknown operation ${JSON.stringify(op.slice(0, 40))}; expected one of ${ARITHMETIC_OPS.join(', ')}`);
     const job: Job = { operation: op, num1: parseOperand(a, 'a'), num2: parseOperand(b, 'b') };
-    const answer = await dispatcher.dispatch(job, callerOf(request));
+    const answer = await dispatcher.dispatch(job, { ...callerOf(request), callback: callbackOf(request.headers) });
     return sendAnswer(reply, answer, { operation: op });
   });
 }

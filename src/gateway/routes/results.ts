@@ -70,7 +70,7 @@ export function resultRoutes(app: FastifyInstance, queue: DurableQueue): void {
   });
 }
 
-async function read<T>(fn: () => Promise<T>): Promise<T> {
+export async function read<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
@@ -79,9 +79,9 @@ async function read<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The public shape of a ticket: the contract's fields, times as ISO strings, the client left out. */
+/** The public shape of a ticket: the contract's fields, times as ISO strings, the client (and a callback) left out. */
 export function view(ticket: Ticket) {
-  const { client: _client, createdAt, completedAt, ...rest } = ticket;
+  const { client: _client, callback: _callback, createdAt, completedAt, ...rest } = ticket;
   return {
     ...rest,
     createdAt: new Date(createdAt).toISOString(),

@@ -15,6 +15,7 @@ KEYS[1]  the op's stream
 KEYS[2]  the op's dead-letter stream
 KEYS[3]  the op's delayed zset (score: due time, ms of server time)
 KEYS[4]  the op's last-claim string (set to ARGV[9], the caller's clock, as stats reads it)
+KEYS[5]  the webhook stream (a dead-lettered ticket with a `callback` is delivered there)
 ARGV[1]  consumer group        ARGV[2]  consumer           ARGV[3]  lease, ms
 ARGV[4]  max entries           ARGV[5]  maxDeliveries      ARGV[6]  ticket key prefix
 ARGV[7]  pending list prefix   ARGV[8]  result TTL, s      ARGV[9]  completedAt, ms
@@ -49,9 +50,16 @@ local function deadLetter(id, f, deliveries, reason)
     redis.call('HSET', key, 'status', 'failed', 'errorCode', ARGV[10], 'errorMessage', reason,
       'completedAt', ARGV[9])
     redis.call('EXPIRE', key, ARGV[8])
-    local pending = ARGV[7] .. redis.call('HGET', key, 'client')
-    redis.call('RPUSH', pending, f.id)
-    redis.call('EXPIRE', pending, ARGV[8])
+    local client = redis.call('HGET', key, 'client')
+    local callback = redis.call('HGET', key, 'callback')
+    if callback then
+      -- Webhooks (#15): as in complete.lua, the webhook is this ticket's delivery channel.
+      redis.call('XADD', KEYS[5], '*', 'ticket', f.id, 'client', client, 'url', callback)
+    else
+      local pending = ARGV[7] .. client
+      redis.call('RPUSH', pending, f.id)
+      redis.call('EXPIRE', pending, ARGV[8])
+    end
   end
 end
 

@@ -4,6 +4,8 @@ one atomic step. Only a ticket still `queued` takes the outcome, so a duplicate 
 lease lost and reclaimed) never overwrites the first answer; its entry is removed either way.
 
 KEYS[1]  the op's stream
+KEYS[2]  the webhook stream (a ticket with a `callback` is delivered there, not to its client's
+         pending list: webhooks are its delivery channel)
 ARGV[1]  consumer group
 ARGV[2]  ticket key prefix   (calcmesh:ticket:)
 ARGV[3]  pending list prefix (calcmesh:pending:)
@@ -26,9 +28,16 @@ for i = 6, #ARGV, 6 do
         'completedAt', ARGV[5])
     end
     redis.call('EXPIRE', key, ARGV[4])
-    local pending = ARGV[3] .. redis.call('HGET', key, 'client')
-    redis.call('RPUSH', pending, id)
-    redis.call('EXPIRE', pending, ARGV[4])
+    local client = redis.call('HGET', key, 'client')
+    local callback = redis.call('HGET', key, 'callback')
+    if callback then
+      -- Webhooks (#15): one gateway of the group POSTs it (webhook-claim.lua).
+      redis.call('XADD', KEYS[2], '*', 'ticket', id, 'client', client, 'url', callback)
+    else
+      local pending = ARGV[3] .. client
+      redis.call('RPUSH', pending, id)
+      redis.call('EXPIRE', pending, ARGV[4])
+    end
     completed = completed + 1
   end
   entries[#entries + 1] = entry

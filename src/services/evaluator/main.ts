@@ -22,10 +22,11 @@ export async function mainEvaluator(config: Config, logger: Logger): Promise<voi
     credentials: credentials.client,
     h2Tls: credentials.clientTls,
     transport: config.grpcClient,
+    maxMessageBytes: config.grpcMaxMessageBytes,
     onBreakerChange: (op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
   });
   const metrics = createServiceMetrics('evaluate');
-  const deps = { upstreams, logger, deadlineMs: config.deadlineMs, observe: metrics.observeCall, credentials: credentials.server };
+  const deps = { upstreams, logger, deadlineMs: config.deadlineMs, maxInflight: config.evalMaxInflight, observe: metrics.observeCall, credentials: credentials.server };
   await runService({
     op: 'evaluate',
     config,

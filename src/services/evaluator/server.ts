@@ -9,12 +9,15 @@ import { parseExpression } from '../../domain/parser.js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { CalcError } from '../../shared/errors.js';
 import { createStreamMount, EVALUATOR_STREAM_PATH, StatusError, type StreamCallContext } from '../stream-host.js';
+import { createLimit } from './limit.js';
 
 export interface EvaluatorDeps {
   readonly upstreams: Upstreams;
   readonly logger: Logger;
   /** Deadline for a call that arrives without one. */
   readonly deadlineMs: number;
+  /** Calls of one expression in flight at once (CALC_EVAL_MAX_INFLIGHT, default 64). */
+  readonly maxInflight?: number;
   readonly observe?: CallObserver;
   readonly credentials?: ServerCredentials;
 }
@@ -36,10 +39,12 @@ export function evaluateExpression(
   // reaches the caller as this evaluator's UNAVAILABLE answer, not as the caller's own
   // DEADLINE_EXCEEDED (which would count against this evaluator's circuit).
   const deadline = Math.min(context.deadline - Math.min(100, callerLeft * 0.1), now + budgetMs);
+  const limit = createLimit(deps.maxInflight ?? 64);
+  // The calls share the expression's deadline: running out of it is the expression's, not a replica's failure.
+  const options = { deadline, requestId: context.requestId, sharedDeadline: true };
   const evaluator = createEvaluator({
     arithmetic: {
-      compute: (op: ArithmeticOp, a: number, b: number) =>
-        deps.upstreams.arithmetic(op, a, b, { deadline, requestId: context.requestId }),
+      compute: (op: ArithmeticOp, a: number, b: number) => limit(() => deps.upstreams.arithmetic(op, a, b, options)),
     },
   });
   return evaluator.evaluate(tree);

@@ -1,0 +1,54 @@
+/**
+ * Small resilience policies in the shape of cockatiel's (`policy.execute(fn)`, `wrap(a, b)`):
+ * cockatiel 4 needs Node 22, and calcmesh's breaker is driven by health as well as by calls.
+ * Each policy does one thing; `upstream/pool.ts` composes them.
+ */
+import type { CircuitBreaker } from './breaker.js';
+
+export interface Policy {
+  execute<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** The outer policy runs first: `wrap(retry, circuit).execute(fn)` retries calls that each pass the circuit. */
+export function wrap(...policies: Policy[]): Policy {
+  return {
+    execute: <T>(fn: () => Promise<T>) => policies.reduceRight<() => Promise<T>>((next, policy) => () => policy.execute(next), fn)(),
+  };
+}
+
+/** Runs `fn` again (up to `maxAttempts` in all) while `shouldRetry` says the failure may go elsewhere. */
+export function retry(options: { readonly maxAttempts: number; readonly shouldRetry: (error: unknown) => boolean }): Policy {
+  return {
+    async execute(fn) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn();
+        } catch (error) {
+          if (attempt >= options.maxAttempts || !options.shouldRetry(error)) throw error;
+        }
+      }
+    },
+  };
+}
+
+/** What an outcome says of the one who answered: it failed, it answered, or nothing (never sent, or cut short by the caller). */
+export type Verdict = 'failure' | 'success' | 'inconclusive';
+
+/** Feeds each outcome to a breaker, judged by `judge` (the failure filter); the outcome itself passes unchanged. */
+export function circuit(breaker: CircuitBreaker, judge: (error: unknown) => Verdict): Policy {
+  return {
+    async execute(fn) {
+      try {
+        const value = await fn();
+        breaker.success();
+        return value;
+      } catch (error) {
+        const verdict = judge(error);
+        if (verdict === 'failure') breaker.failure();
+        else if (verdict === 'success') breaker.success();
+        else breaker.inconclusive();
+        throw error;
+      }
+    },
+  };
+}
