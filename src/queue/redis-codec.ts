@@ -3,7 +3,8 @@
  * Numbers are stored with String(n), which round-trips every finite double exactly.
  */
 import { isErrorCode } from '../shared/errors.js';
-import { isServiceOp, type ServiceOp } from '../shared/operations.js';
+import { SERVICE_OPS, isServiceOp, type ServiceOp } from '../shared/operations.js';
+import { padTime } from './history-cursor.js';
 import type { ClaimedTask, NewTask, Ticket, TicketStatus } from './types.js';
 
 const PREFIX = 'calcmesh:';
@@ -16,6 +17,13 @@ const PREFIX = 'calcmesh:';
  * one slot. A ticket lives in the tag of its operation and of the partition its id hashes to, so
  * it is found by id among the five operations' tags; a client's completed tickets are listed per
  * tag, and an Idempotency-Key is one key of its own (any slot).
+ *
+ * #15's keys follow: a client's delivery log sits beside its pending list (log.lua moves ids
+ * from one to the other), so tagged there is one log per client per tag and an event cursor is
+ * the list of positions in all of them; the webhook streams are per tag too (complete.lua and
+ * claim.lua add to them); a client's history index is one sorted set of its own (history.lua
+ * touches only it), whose members name the ticket's operation when tagged, so that the ticket is
+ * found without trying every tag.
  */
 export interface KeyLayout {
   readonly tagged: boolean;
@@ -31,6 +39,17 @@ export interface KeyLayout {
   pendingPrefix(op: ServiceOp, p: number): string;
   pending(op: ServiceOp, p: number, client: string): string;
   idempotency(client: string, key: string): string;
+  /** Every tag, as (operation, partition); untagged, one entry whose operation is irrelevant. */
+  readonly tags: readonly (readonly [ServiceOp, number])[];
+  log(op: ServiceOp, p: number, client: string): string;
+  webhooks(op: ServiceOp, p: number): string;
+  webhooksDead(op: ServiceOp, p: number): string;
+  readonly webhookGroup: string;
+  history(client: string): string;
+  /** The history member of a ticket: "<13-digit createdAt>:<id>", tagged followed by "/<op>". */
+  historyMember(ticket: Pick<Ticket, 'id' | 'operation' | 'createdAt'>): string;
+  /** A member read back: where its ticket is; undefined for a member this layout never wrote. */
+  parseHistoryMember(member: string): { createdAt: number; id: string; ticketKey: string } | undefined;
 }
 
 export function keyLayout(tagged: boolean, partitions: number): KeyLayout {
@@ -42,6 +61,18 @@ export function keyLayout(tagged: boolean, partitions: number): KeyLayout {
       ticketPrefix: () => keys.ticketPrefix, ticket: (_op, _p, id) => keys.ticket(id),
       pendingPrefix: () => keys.pendingPrefix, pending: (_op, _p, client) => keys.pending(client),
       idempotency: keys.idempotency,
+      tags: [['add', 0]],
+      log: (_op, _p, client) => keys.log(client),
+      webhooks: () => keys.webhooks,
+      webhooksDead: () => keys.webhooksDead,
+      webhookGroup: keys.webhookGroup,
+      history: keys.history,
+      historyMember: (ticket) => `${padTime(ticket.createdAt)}:${ticket.id}`,
+      parseHistoryMember(member) {
+        const createdAt = Number(member.slice(0, 13));
+        const id = member.slice(14);
+        return member[13] === ':' && id !== '' && Number.isInteger(createdAt) ? { createdAt, id, ticketKey: keys.ticket(id) } : undefined;
+      },
     };
   }
   const tag = (op: ServiceOp, p: number) => `${PREFIX}{${op}:${p}}:`;
@@ -58,6 +89,21 @@ export function keyLayout(tagged: boolean, partitions: number): KeyLayout {
     pendingPrefix: (op, p) => `${tag(op, p)}pending:`,
     pending: (op, p, client) => `${tag(op, p)}pending:${client}`,
     idempotency: keys.idempotency,
+    tags: SERVICE_OPS.flatMap((op) => Array.from({ length: partitions }, (_, p) => [op, p] as const)),
+    log: (op, p, client) => `${tag(op, p)}log:${client}`,
+    webhooks: (op, p) => `${tag(op, p)}webhooks`,
+    webhooksDead: (op, p) => `${tag(op, p)}webhooks-dead`,
+    webhookGroup: keys.webhookGroup,
+    history: keys.history,
+    historyMember: (ticket) => `${padTime(ticket.createdAt)}:${ticket.id}/${ticket.operation}`,
+    parseHistoryMember(member) {
+      const createdAt = Number(member.slice(0, 13));
+      const slash = member.lastIndexOf('/');
+      const id = member.slice(14, slash);
+      const op = member.slice(slash + 1);
+      if (member[13] !== ':' || slash < 15 || !Number.isInteger(createdAt) || !isServiceOp(op)) return undefined;
+      return { createdAt, id, ticketKey: `${tag(op, fnv1a(id) % partitions)}ticket:${id}` };
+    },
   };
 }
 
@@ -83,8 +129,7 @@ export const keys = {
   pendingPrefix: `${PREFIX}pending:`,
   pending: (client: string) => `${PREFIX}pending:${client}`,
   idempotency: (client: string, key: string) => `${PREFIX}idem:${client.length}:${client}:${key}`,
-  // #15. A Cluster layout must give a client's log the same hash tag as its pending list (log.lua
-  // takes both); the two webhook streams share the tag {webhooks} (webhook-claim.lua takes both).
+  // #15 (tagged, keyLayout gives each of these per tag, beside the pending lists and streams).
   log: (client: string) => `${PREFIX}log:${client}`,
   history: (client: string) => `${PREFIX}history:${client}`,
   webhooks: `${PREFIX}{webhooks}:stream`,

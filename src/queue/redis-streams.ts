@@ -8,10 +8,9 @@
  * WAIT on a connection of their own (redis-wait.ts).
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
-import { claimedTask, entryFields, keyLayout, keys, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
+import { claimedTask, entryFields, keyLayout, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
 import { replicaAcknowledgement } from './redis-wait.js';
 import { DEAD_LETTER_CODE, closedError, deadLetterCap, toUnavailable } from './errors.js';
 import { redisDeadLetters } from './redis-dead-letters.js';
@@ -147,7 +146,7 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
   /** claim.lua: due retries back in, expired leases reclaimed or dead-lettered, new entries read. */
   async function claimNow(op: ServiceOp, p: number, consumer: string, max: number, leaseMs: number) {
     const reply = await scripts.calcClaim(
-      L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p), keys.webhooks,
+      L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p), L.webhooks(op, p),
       L.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
       L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
       deadLetters,
@@ -237,13 +236,13 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
     }
   }
 
-  const delivery = redisDelivery(main.redis as Redis, run, { resultTtlS: options.resultTtlS, now });
+  const delivery = redisDelivery(main.redis, run, { resultTtlS: options.resultTtlS, now, layout: L });
   const { remember, ...channels } = delivery;
 
   return {
     backend: 'redis',
     ...channels,
-    ...redisDeadLetters(main.redis as Redis, run, SERVICE_OPS),
+    ...redisDeadLetters(main.redis, run, SERVICE_OPS, L),
 
     async enqueue(task: NewTask): Promise<Ticket> {
       const ticket: Ticket = {
@@ -349,7 +348,7 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
         if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result), '', '');
         else argv.push(entryId, task.id, 'failed', '', outcome.error.code, outcome.error.message);
       }
-      await run(() => Promise.all([...byPartition].map(([p, argv]) => confirm(() => writes.calcComplete(L.stream(op, p), keys.webhooks, ...argv)))), writer);
+      await run(() => Promise.all([...byPartition].map(([p, argv]) => confirm(() => writes.calcComplete(L.stream(op, p), L.webhooks(op, p), ...argv)))), writer);
     },
 
     async extend(op: ServiceOp, consumer: string, tasks: readonly ClaimedTask[], _leaseMs: number): Promise<number> {

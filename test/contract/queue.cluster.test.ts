@@ -1,8 +1,10 @@
 /**
  * The queue contract on a real six-node Redis Cluster (shared by the file): every script must
- * run on one slot. Then an operation split over two hash tags (CALC_QUEUE_PARTITIONS=2).
+ * run on one slot. Then #15's delivery channels with each operation split over three hash tags
+ * (CALC_QUEUE_PARTITIONS=3: logs, webhook streams and dead letters spread over the tags), and
+ * partitions with a master killed.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster } from 'ioredis';
 import { createRedisQueue } from '../../src/queue/index.js';
@@ -10,7 +12,8 @@ import { keyLayout } from '../../src/queue/redis-codec.js';
 import type { RedisSettings } from '../../src/shared/config.js';
 import type { DurableQueue } from '../../src/queue/types.js';
 import { startRedisCluster, type TestCluster } from '../helpers/redis-cluster.js';
-import { eventually, newTask, testClock } from './harness.js';
+import { runDeliveryContract } from './delivery.contract.js';
+import { eventually, newTask, testClock, type HarnessOptions, type QueueHarness } from './harness.js';
 import { runQueueContract } from './queue.contract.js';
 
 let cluster: TestCluster;
@@ -23,7 +26,7 @@ after(async () => {
   await cluster?.stop();
 });
 
-runQueueContract('redis cluster', async (options) => {
+async function clusterHarness(options: HarnessOptions, partitions = 1): Promise<QueueHarness> {
   await cluster.flushAll();
   const clock = testClock();
   const opened: DurableQueue[] = [];
@@ -31,7 +34,7 @@ runQueueContract('redis cluster', async (options) => {
     clock,
     serverTime: true,
     open() {
-      const queue = createRedisQueue(settings, { resultTtlS: 3600, maxDeliveries: 5, ...options, now: clock.now });
+      const queue = createRedisQueue({ ...settings, partitions }, { resultTtlS: 3600, maxDeliveries: 5, ...options, now: clock.now });
       opened.push(queue);
       return queue;
     },
@@ -39,6 +42,19 @@ runQueueContract('redis cluster', async (options) => {
       await Promise.all(opened.map((q) => q.close()));
     },
   };
+}
+
+runQueueContract('redis cluster', (options) => clusterHarness(options));
+
+describe('Redis Cluster with three partitions', () => {
+  let h: QueueHarness;
+  let q: DurableQueue;
+  beforeEach(async () => {
+    h = await clusterHarness({ maxDeliveries: 2 }, 3);
+    q = h.open();
+  });
+  afterEach(() => h.close());
+  runDeliveryContract(() => h, () => q);
 });
 
 describe('Redis Cluster: partitions and a master killed', () => {
