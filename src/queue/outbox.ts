@@ -225,6 +225,8 @@ export function withOutbox(inner: DurableQueue, options: OutboxOptions): Durable
     ackWebhook: (delivery) => inner.ackWebhook(delivery),
     webhookStats: () => inner.webhookStats(),
 
+    behindOutbox: () => inner,
+
     outbox(): OutboxStats {
       const { depth, oldestAt } = local(() => journal.stats());
       return { depth, max, oldestAgeMs: oldestAt === undefined ? 0 : Math.max(0, now() - oldestAt) };

@@ -231,6 +231,12 @@ export interface DurableQueue {
 
   /** The gateway's local outbox in front of this queue (src/queue/outbox.ts), when there is one. */
   outbox?(): OutboxStats;
+
+  /**
+   * The queue behind the outbox, when there is one: readiness probes it, so that a probe ticket is
+   * never journaled and its answer says whether Redis itself takes writes.
+   */
+  behindOutbox?(): DurableQueue;
   // --- the event stream (GET /v1/events) -------------------------------------------------------
 
   /**

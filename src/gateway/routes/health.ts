@@ -35,7 +35,7 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
     const ready = queue.ok || (outbox !== undefined && outbox.depth < outbox.max) || allServing;
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'unavailable',
-      queue: { backend: deps.queue.backend, ...queue, ...(outbox && { outbox }) },
+      queue: { backend: deps.queue.backend, ...queue, ...(outbox && { outbox, journaling: isJournaling(queue.ok, outbox) }) },
       services: Object.fromEntries(
         Object.entries(services).map(([op, replicas]) => [op, { serving: isServing(replicas), replicas }]),
       ),
@@ -53,7 +53,7 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       version: deps.version,
       uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
       // ok: the queue takes writes (what /readyz uses); reason says why not.
-      queue: { backend: deps.queue.backend, ...queue, ok: queue.ok && stats !== undefined, ...withOutbox(deps.queue) },
+      queue: { backend: deps.queue.backend, ...queue, ok: queue.ok && stats !== undefined, ...withOutbox(deps.queue, queue.ok) },
       services: Object.fromEntries(
         SERVICE_OPS.map((op) => {
           const depth = stats?.[op];
@@ -79,7 +79,10 @@ function outboxOf(queue: DurableQueue): OutboxStats | undefined {
   }
 }
 
-const withOutbox = (queue: DurableQueue) => {
+const withOutbox = (queue: DurableQueue, redisOk: boolean) => {
   const outbox = outboxOf(queue);
-  return outbox ? { outbox } : {};
+  return outbox ? { outbox, journaling: isJournaling(redisOk, outbox) } : {};
 };
+
+/** New writes go to the outbox: Redis refuses them, or the outbox still holds older ones (order). */
+const isJournaling = (redisOk: boolean, outbox: OutboxStats) => !redisOk || outbox.depth > 0;
