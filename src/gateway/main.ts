@@ -21,7 +21,14 @@ export async function mainGateway(config: Config, logger: Logger): Promise<void>
   // reads this flag at every collection, so setting it here (not on the command line) works.
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const stopTracing = await startTracing({ endpoint: config.tracing.endpoint, serviceName: 'calcmesh-gateway' });
-  const { queue, where } = await openQueueAtStart({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  const { queue, where } = await openQueueAtStart({
+    redis: config.redis,
+    dataDir: config.dataDir,
+    resultTtlS: config.resultTtlS,
+    maxDeliveries: config.maxDeliveries,
+    logger,
+    outbox: config.outbox.enabled ? { max: config.outbox.max } : undefined,
+  });
   logger.info({ queue: queue.backend, at: where }, `gateway: queue opened at ${where}`);
   const metrics = createGatewayMetrics({ queue, logger });
   const upstreams = connectUpstreams(config, logger, metrics);

@@ -51,6 +51,17 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
     queueGauge('calcmesh_queue_in_flight', 'stored tasks currently claimed by a consumer', (s) => s.inFlight);
     queueGauge('calcmesh_queue_oldest_age_seconds', 'age of the oldest stored task, by operation', (s) => s.oldestAgeMs / 1000);
     queueGauge('calcmesh_queue_dead_letters', 'tasks given up after too many deliveries, by operation', (s) => s.deadLetters);
+    if (queue.outbox) {
+      const outbox = () => {
+        try {
+          return queue.outbox?.();
+        } catch {
+          return undefined;
+        }
+      };
+      new Gauge({ name: 'calcmesh_outbox_depth', help: 'writes journaled in the gateway\'s outbox while Redis could not take them, not yet forwarded', registers: [registry], collect() { this.set(outbox()?.depth ?? 0); } });
+      new Gauge({ name: 'calcmesh_outbox_oldest_age_seconds', help: 'age of the oldest write in the gateway\'s outbox', registers: [registry], collect() { this.set((outbox()?.oldestAgeMs ?? 0) / 1000); } });
+    }
     const webhookGauge = (name: string, help: string, read: (s: Awaited<ReturnType<DurableQueue['webhookStats']>>) => number) =>
       new Gauge({
         name,

@@ -3,7 +3,8 @@
  * `noeviction` answers PING and refuses every write, and a full disk lets SQLite read but not
  * commit. So the check writes, with the same call a direct idempotent answer uses (`saveTicket`),
  * one probe ticket that no client can own (client names never contain a comma), at most once per
- * `cacheMs` however often /readyz is polled.
+ * `cacheMs` however often /readyz is polled. With an outbox the probe writes to Redis behind it:
+ * a journaled probe would read "ok" while Redis refuses, and sit in the outbox's depth.
  */
 import type { DurableQueue, Ticket } from '../queue/types.js';
 import type { ThrottledWarn } from './throttled-log.js';
@@ -18,7 +19,8 @@ export interface QueueReadiness {
 const PROBE_CLIENT = 'calcmesh,readiness-probe';
 const PROBE_ID = 'readiness-probe';
 
-export function createQueueReadiness(queue: DurableQueue, warn: ThrottledWarn, cacheMs = 1000) {
+export function createQueueReadiness(front: DurableQueue, warn: ThrottledWarn, cacheMs = 1000) {
+  const queue = front.behindOutbox?.() ?? front;
   let cached: { at: number; result: Promise<QueueReadiness> } | undefined;
   const probe = async (): Promise<QueueReadiness> => {
     const now = Date.now();

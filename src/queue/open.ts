@@ -5,8 +5,8 @@
  */
 import { resolve } from 'node:path';
 import { StartupError } from '../shared/lifecycle.js';
-import { openQueue } from './index.js';
-import type { DurableQueue, QueueOptions } from './types.js';
+import { openQueue, type OpenQueueOptions } from './index.js';
+import type { DurableQueue } from './types.js';
 
 export interface OpenedQueue {
   readonly queue: DurableQueue;
@@ -18,22 +18,30 @@ export interface OpenedQueue {
 const REDIS_START_WAIT_MS = 10_000;
 
 export async function openQueueAtStart(
-  options: { redisUrl?: string | undefined; dataDir: string; startWaitMs?: number } & QueueOptions,
+  options: OpenQueueOptions & { startWaitMs?: number },
 ): Promise<OpenedQueue> {
-  const where = options.redisUrl ? redactUrl(options.redisUrl) : resolve(options.dataDir, 'calcmesh.db');
-  const what = options.redisUrl ? `the Redis queue at ${where}` : `the embedded queue at ${where}`;
+  const redis = options.redis ?? (options.redisUrl ? { topology: 'standalone' as const, url: options.redisUrl } : undefined);
+  const where = !redis
+    ? resolve(options.dataDir, 'calcmesh.db')
+    : redis.topology === 'sentinel'
+      ? `sentinel master ${redis.master} via ${redis.sentinels!.join(',')}`
+      : redis.topology === 'cluster' ? `cluster ${redis.nodes!.join(',')}` : redactUrl(redis.url!);
+  const what = redis ? `the Redis queue at ${where}` : `the embedded queue at ${where}`;
   let queue: DurableQueue;
   try {
     queue = openQueue(options);
   } catch (error) {
     throw new StartupError(`cannot open ${what}: ${causeOf(error)}`);
   }
-  const until = Date.now() + (options.redisUrl ? (options.startWaitMs ?? REDIS_START_WAIT_MS) : 0);
+  // A gateway with an outbox works without Redis (its journal opened above): it need not wait.
+  const outboxed = Boolean(redis && options.outbox);
+  const until = Date.now() + (redis && !outboxed ? (options.startWaitMs ?? REDIS_START_WAIT_MS) : 0);
   for (;;) {
     try {
       await queue.ping();
       return { queue, where };
     } catch (error) {
+      if (outboxed) return { queue, where: `${where} (not answering yet: the outbox takes requests meanwhile)` };
       if (Date.now() >= until) {
         await queue.close().catch(() => undefined);
         throw new StartupError(`cannot open ${what}: ${causeOf(error)}`);

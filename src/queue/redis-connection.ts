@@ -7,9 +7,16 @@
  *    hand out the same results a second time, and callers can retry what is safe to retry;
  *  - reconnection forever in the background with a capped backoff, so it recovers by itself.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisSettings } from '../shared/config.js';
 import { unavailable, type CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+
+/** Where Redis is: a URL (one server) or the settings of a topology (CALC_REDIS_*). */
+export type RedisTarget = string | RedisSettings;
+
+/** A client of one Redis (or of the master behind Sentinel), or of a whole Redis Cluster. */
+export type RedisClient = Redis | Cluster;
 
 export interface ConnectionSettings {
   /** Upper bound of one command on the shared connection. */
@@ -34,6 +41,62 @@ export function connectionOptions(settings: ConnectionSettings, name: string): R
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), MAX_RECONNECT_DELAY_MS),
     enableAutoPipelining: true,
   };
+}
+
+const hostPort = (target: string) => {
+  const at = target.lastIndexOf(':');
+  return { host: target.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(target.slice(at + 1)) };
+};
+
+/**
+ * A client of the target's current master. Behind Sentinel, ioredis asks the sentinels where the
+ * master is on every (re)connection, and the failover detector drops the connection to the old
+ * master as soon as a sentinel announces +switch-master. A demoted master that still answers
+ * refuses writes with READONLY: that error also drops the connection (nothing is resent), so the
+ * next command goes to the new master.
+ */
+export function createClient(target: RedisTarget, options: RedisOptions): RedisClient {
+  if (typeof target === 'string') return new Redis(target, options);
+  if (target.topology === 'standalone') {
+    return new Redis(target.url!, { ...(target.password && { password: target.password }), ...options, ...passwordOf(target.url!) });
+  }
+  if (target.topology === 'sentinel') {
+    return new Redis({
+      ...options,
+      sentinels: target.sentinels!.map(hostPort),
+      name: target.master,
+      ...(target.password && { password: target.password }),
+      ...(target.sentinelPassword && { sentinelPassword: target.sentinelPassword }),
+      failoverDetector: true,
+      sentinelMaxConnections: 3,
+      // A sentinel that accepts connections and never answers must not hold up finding the master.
+      sentinelCommandTimeout: options.commandTimeout ?? 1000,
+      reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 1 : false),
+    });
+  }
+  // Redis Cluster: commands go to the master of their slot; when a master dies its commands fail
+  // at once (no offline queue), the slot map is refreshed, and its replica takes over.
+  const { enableOfflineQueue, retryStrategy, ...nodeOptions } = options;
+  return new Cluster(target.nodes!.map(hostPort), {
+    enableOfflineQueue: enableOfflineQueue ?? false,
+    scaleReads: 'master',
+    clusterRetryStrategy: (times) => (retryStrategy ? (retryStrategy(times) ?? MAX_RECONNECT_DELAY_MS) : MAX_RECONNECT_DELAY_MS),
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    slotsRefreshTimeout: options.commandTimeout ?? 1000,
+    enableAutoPipelining: options.enableAutoPipelining ?? false,
+    redisOptions: { ...nodeOptions, ...(target.password && { password: target.password }) },
+  });
+}
+
+/** A URL's own password wins over CALC_REDIS_PASSWORD. */
+function passwordOf(url: string): RedisOptions {
+  try {
+    const password = decodeURIComponent(new URL(url).password);
+    return password ? { password } : {};
+  } catch {
+    return {};
+  }
 }
 
 /**
@@ -61,7 +124,7 @@ export class Connection {
   private lastError = '';
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     private readonly settings: ConnectionSettings,
     label: string,
   ) {

@@ -1,11 +1,12 @@
 /**
  * Dead letters for operators on the Redis backend (#15): listed from each operation's dead-letter
- * stream, replayed back into its stream under the same ticket id, or purged.
+ * stream, replayed back into its stream under the same ticket id, or purged. Tagged (Cluster,
+ * partitions), a dead letter lives in the partition its id hashes to, beside its stream.
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import type { ServiceOp } from '../shared/operations.js';
-import { entryFields, keys, ticketFields } from './redis-codec.js';
+import { entryFields, ticketFields, type KeyLayout } from './redis-codec.js';
 import type { DeadLetter, DurableQueue, NewTask, Ticket } from './types.js';
 
 type Run = <T>(command: () => Promise<T>) => Promise<T>;
@@ -16,10 +17,14 @@ interface Scripts {
 
 export type RedisDeadLetters = Pick<DurableQueue, 'deadLetters' | 'replayDeadLetter' | 'purgeDeadLetter'>;
 
-export function redisDeadLetters(redis: Redis, run: Run, operations: readonly ServiceOp[]): RedisDeadLetters {
+export function redisDeadLetters(redis: RedisClient, run: Run, operations: readonly ServiceOp[], L: KeyLayout): RedisDeadLetters {
   redis.defineCommand('calcDeadLetter', { numberOfKeys: 2, lua: readFileSync(new URL('./lua/dead-letter.lua', import.meta.url), 'utf8') });
   const scripts = redis as unknown as Scripts;
-  const act = (op: ServiceOp, action: 'find' | 'replay' | 'purge', id: string) => run(() => scripts.calcDeadLetter(keys.dead(op), keys.stream(op), action, id));
+  const act = (op: ServiceOp, action: 'find' | 'replay' | 'purge', id: string) => {
+    const p = L.partitionOf(id);
+    return run(() => scripts.calcDeadLetter(L.dead(op, p), L.stream(op, p), action, id));
+  };
+  const partitions = Array.from({ length: L.partitions }, (_, p) => p);
 
   async function find(id: string): Promise<{ op: ServiceOp; letter: DeadLetter } | undefined> {
     for (const op of operations) {
@@ -31,9 +36,10 @@ export function redisDeadLetters(redis: Redis, run: Run, operations: readonly Se
 
   return {
     async deadLetters(ops, limit) {
-      const all = await run(() => Promise.all(ops.map((op) => redis.xrevrange(keys.dead(op), '+', '-', 'COUNT', limit))));
+      const lists = ops.flatMap((op) => partitions.map((p) => [op, p] as const));
+      const all = await run(() => Promise.all(lists.map(([op, p]) => redis.xrevrange(L.dead(op, p), '+', '-', 'COUNT', limit))));
       return all
-        .flatMap((entries, i) => (entries as [string, string[]][]).map(([entryId, flat]) => fromEntry(ops[i]!, entryId, flat)))
+        .flatMap((entries, i) => (entries as [string, string[]][]).map(([entryId, flat]) => fromEntry(lists[i]![0], entryId, flat)))
         .sort((a, b) => b.deadAt - a.deadAt)
         .slice(0, limit);
     },
@@ -51,8 +57,10 @@ export function redisDeadLetters(redis: Redis, run: Run, operations: readonly Se
         ...(letter.task.expression !== undefined && { expression: letter.task.expression }),
         ...(letter.task.callback !== undefined && { callback: letter.task.callback }),
       };
-      await run(() => redis.lrem(keys.pending(letter.client), 0, id));
-      await run(() => redis.multi().del(keys.ticket(id)).hset(keys.ticket(id), ...ticketFields(ticket)).exec());
+      const p = L.partitionOf(id);
+      const key = L.ticket(op, p, id);
+      await run(() => redis.lrem(L.pending(op, p, letter.client), 0, id));
+      await run(() => redis.multi().del(key).hset(key, ...ticketFields(ticket)).exec());
       return (await act(op, 'replay', id)) === 1;
     },
 

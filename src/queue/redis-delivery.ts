@@ -2,12 +2,16 @@
  * The Redis backend's delivery channels beyond /pending_results (#15): each client's delivery
  * log behind GET /v1/events, each client's history index behind GET /v1/results, and the webhook
  * stream that the gateways consume as one group. Each step that must not race is one Lua script.
+ * Tagged (Cluster, partitions; redis-codec.ts keyLayout) the logs and webhook streams are one per
+ * tag: every script touches one slot, reads go over the tags, and an event cursor is the list of
+ * positions in a client's logs, one per tag.
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import { invalidArgument } from '../shared/errors.js';
+import type { ServiceOp } from '../shared/operations.js';
 import { decodeCursor, encodeCursor, padTime } from './history-cursor.js';
-import { entryFields, keys, ticketFromFlat } from './redis-codec.js';
+import { entryFields, ticketFromFlat, type KeyLayout } from './redis-codec.js';
 import type { DurableQueue, HistoryPage, HistoryQuery, LoggedTicket, Ticket, WebhookClaimOptions, WebhookDelivery } from './types.js';
 
 type Run = <T>(command: () => Promise<T>) => Promise<T>;
@@ -28,67 +32,98 @@ const LOG_CURSOR = /^\d{1,20}-\d{1,20}$/;
 
 export type RedisDelivery = Pick<DurableQueue, 'logCompleted' | 'logCursor' | 'readLog' | 'listTickets' | 'claimWebhooks' | 'ackWebhook' | 'webhookStats'> & {
   /** Adds a ticket to its client's history (an index: an id whose ticket is gone or foreign is skipped when listed). */
-  remember(ticket: Pick<Ticket, 'id' | 'client' | 'createdAt'>): Promise<void>;
+  remember(ticket: Pick<Ticket, 'id' | 'client' | 'operation' | 'createdAt'>): Promise<void>;
 };
 
-export function redisDelivery(redis: Redis, run: Run, options: { resultTtlS: number; now: () => number }): RedisDelivery {
+export function redisDelivery(redis: RedisClient, run: Run, options: { resultTtlS: number; now: () => number; layout: KeyLayout }): RedisDelivery {
+  const L = options.layout;
+  const tags = L.tags;
+  // Each tag trims its own webhook dead letters (one slot each): the cap is shared out between them.
+  const deadKept = String(Math.ceil(WEBHOOK_DEAD_LETTERS_KEPT / tags.length));
+  /** Where the next webhook claim starts, so that no tag starves. */
+  let nextTag = 0;
   for (const [name, file, numberOfKeys] of [['calcLog', 'log', 2], ['calcHistory', 'history', 1], ['calcWebhookClaim', 'webhook-claim', 2]] as const) {
     redis.defineCommand(name, { numberOfKeys, lua: readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8') });
   }
   const scripts = redis as unknown as Scripts;
   const ttl = String(options.resultTtlS);
 
-  /** Tickets by id in one round trip, in order; undefined where expired. */
-  async function tickets(ids: readonly string[]): Promise<(Ticket | undefined)[]> {
-    if (ids.length === 0) return [];
-    const pipeline = redis.pipeline();
-    for (const id of ids) pipeline.hgetall(keys.ticket(id));
-    const replies = (await run(() => pipeline.exec())) ?? [];
-    return replies.map(([error, hash]) => {
-      if (error) throw error;
-      return ticketFromFlat(Object.entries(hash as Record<string, string>).flat());
-    });
+  /**
+   * Tickets by key, in order; undefined where expired or unknown. Sent at once (one round trip
+   * per node): a pipeline object would not do, Cluster refuses one spanning slots.
+   */
+  async function tickets(ticketKeys: readonly (string | undefined)[]): Promise<(Ticket | undefined)[]> {
+    if (ticketKeys.length === 0) return [];
+    const replies = await run(() => Promise.all(ticketKeys.map((key) => (key ? (redis.call('HGETALL', key) as Promise<string[]>) : Promise.resolve([])))));
+    return replies.map(ticketFromFlat);
+  }
+
+  /** Tagged: one position per tag, joined by '.'; untagged: the log's entry id, as before. */
+  function parseLogCursor(cursor: string): string[] {
+    const positions = cursor.split('.');
+    if (positions.length !== tags.length || !positions.every((p) => LOG_CURSOR.test(p))) {
+      throw invalidArgument('Last-Event-ID: not an event id this gateway sent');
+    }
+    return positions;
+  }
+
+  function byEntryId(a: string, b: string): number {
+    const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+    const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+    return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
   }
 
   return {
     async remember(ticket) {
       // Members are "<createdAt>:<id>" under one score: lexical order is (time, id) order.
       const stale = padTime(options.now() - options.resultTtlS * 1000);
-      await run(() => scripts.calcHistory(keys.history(ticket.client), `${padTime(ticket.createdAt)}:${ticket.id}`, stale, ttl));
+      await run(() => scripts.calcHistory(L.history(ticket.client), L.historyMember(ticket), stale, ttl));
     },
 
     async logCompleted(client, limit) {
       if (limit <= 0) return 0;
-      return run(() => scripts.calcLog(keys.pending(client), keys.log(client), String(limit), ttl, String(LOG_CAP)));
+      // Every tag at once, each up to the limit: more in the logs only means more to read later.
+      const moved = await run(() => Promise.all(tags.map(([op, p]) =>
+        scripts.calcLog(L.pending(op, p, client), L.log(op, p, client), String(limit), ttl, String(LOG_CAP)))));
+      return moved.reduce((a, b) => a + b, 0);
     },
 
     async logCursor(client) {
-      const newest = (await run(() => redis.xrevrange(keys.log(client), '+', '-', 'COUNT', 1))) as [string, string[]][];
-      return newest[0]?.[0] ?? '0-0';
+      const newest = (await run(() => Promise.all(tags.map(([op, p]) => redis.xrevrange(L.log(op, p, client), '+', '-', 'COUNT', 1))))) as [string, string[]][][];
+      return newest.map((entries) => entries[0]?.[0] ?? '0-0').join('.');
     },
 
     async readLog(client, cursor, limit): Promise<LoggedTicket[]> {
-      if (!LOG_CURSOR.test(cursor)) throw invalidArgument('Last-Event-ID: not an event id this gateway sent');
-      const entries = (await run(() => redis.xrange(keys.log(client), `(${cursor}`, '+', 'COUNT', limit))) as [string, string[]][];
-      const found = await tickets(entries.map(([, flat]) => entryFields(flat).ticket ?? ''));
+      const positions = parseLogCursor(cursor);
+      const perTag = (await run(() => Promise.all(tags.map(([op, p], t) =>
+        redis.xrange(L.log(op, p, client), `(${positions[t]}`, '+', 'COUNT', limit))))) as [string, string[]][][];
+      // Merged in entry-id order and cut at the limit, each tag contributes a prefix of its log, so
+      // the cursor after an entry (every tag's position at that point) resumes exactly behind it.
+      const entries = perTag
+        .flatMap((list, t) => list.map(([entryId, flat]) => ({ t, entryId, id: entryFields(flat).ticket ?? '' })))
+        .sort((a, b) => byEntryId(a.entryId, b.entryId) || a.t - b.t)
+        .slice(0, limit);
+      const found = await tickets(entries.map(({ t, id }) => (id ? L.ticket(tags[t]![0], tags[t]![1], id) : undefined)));
       const out: LoggedTicket[] = [];
-      entries.forEach(([entryId], i) => {
+      const at = [...positions];
+      entries.forEach(({ t, entryId }, i) => {
+        at[t] = entryId;
         const ticket = found[i];
         // A ticket replayed from the dead letters since is queued again: its completion is logged anew.
-        if (ticket?.client === client && ticket.status !== 'queued') out.push({ cursor: entryId, ticket });
+        if (ticket?.client === client && ticket.status !== 'queued') out.push({ cursor: at.join('.'), ticket });
       });
       return out;
     },
 
     async listTickets(client, query: HistoryQuery): Promise<HistoryPage> {
-      const key = keys.history(client);
+      const key = L.history(client);
       let start = query.cursor ? `(${padTime(decodeCursor(query.cursor).createdAt)}:${decodeCursor(query.cursor).id}` : '+';
       const out: Ticket[] = [];
       for (let scanned = 0; scanned < HISTORY_SCAN_MAX; ) {
         const members = (await run(() => redis.call('ZRANGE', key, start, '-', 'BYLEX', 'REV', 'LIMIT', 0, HISTORY_BATCH))) as string[];
         if (members.length === 0) return { tickets: out };
-        const positions = members.map((m) => ({ createdAt: Number(m.slice(0, 13)), id: m.slice(14) }));
-        const found = await tickets(positions.map((p) => p.id));
+        const positions = members.map((m) => L.parseHistoryMember(m));
+        const found = await tickets(positions.map((p) => p?.ticketKey));
         for (let i = 0; i < members.length; i++) {
           scanned += 1;
           const ticket = found[i];
@@ -103,31 +138,61 @@ export function redisDelivery(redis: Redis, run: Run, options: { resultTtlS: num
         if (members.length < HISTORY_BATCH) return { tickets: out };
       }
       // Many skipped by the filter: a short page, and the next one starts where this scan stopped.
-      const last = start.slice(1);
-      return { tickets: out, nextCursor: encodeCursor({ createdAt: Number(last.slice(0, 13)), id: last.slice(14) }) };
+      const last = L.parseHistoryMember(start.slice(1));
+      return last ? { tickets: out, nextCursor: encodeCursor(last) } : { tickets: out };
     },
 
     async claimWebhooks(consumer, max, claim: WebhookClaimOptions): Promise<WebhookDelivery[]> {
       if (max <= 0) return [];
-      const reply = await run(() =>
-        scripts.calcWebhookClaim(keys.webhooks, keys.webhooksDead, keys.webhookGroup, consumer, String(max),
-          String(claim.maxAttempts), String(claim.retryMs), String(claim.attemptMs), String(WEBHOOK_DEAD_LETTERS_KEPT)),
-      );
+      // Every tag once, from a rotating start, without blocking (the sender paces its polling);
+      // deliveries already claimed are returned even when a later tag fails (they would otherwise
+      // wait out their backoff).
+      const start = nextTag;
+      nextTag = (nextTag + 1) % tags.length;
       const out: WebhookDelivery[] = [];
-      for (let i = 0; i + 4 < reply.length; i += 5) {
-        const [entry, ticketId, client, url, attempt] = reply.slice(i, i + 5) as [string, string, string, string, string];
-        out.push({ id: `${ticketId}.${entry}`, ticketId, client, url, attempt: Number(attempt), receipt: entry });
+      for (let i = 0; i < tags.length && out.length < max; i++) {
+        const t = (start + i) % tags.length;
+        const [op, p] = tags[t]!;
+        let reply: string[];
+        try {
+          reply = await run(() =>
+            scripts.calcWebhookClaim(L.webhooks(op, p), L.webhooksDead(op, p), L.webhookGroup, consumer, String(max - out.length),
+              String(claim.maxAttempts), String(claim.retryMs), String(claim.attemptMs), deadKept),
+          );
+        } catch (error) {
+          if (out.length === 0) throw error;
+          break;
+        }
+        for (let j = 0; j + 4 < reply.length; j += 5) {
+          const [entry, ticketId, client, url, attempt] = reply.slice(j, j + 5) as [string, string, string, string, string];
+          // Tagged, the receipt names the tag of the stream it is acknowledged in.
+          const receipt = L.tagged ? `${op}:${p}:${entry}` : entry;
+          out.push({ id: `${ticketId}.${entry}`, ticketId, client, url, attempt: Number(attempt), receipt });
+        }
       }
       return out;
     },
 
     async ackWebhook(delivery) {
-      await run(() => redis.multi().xack(keys.webhooks, keys.webhookGroup, delivery.receipt).xdel(keys.webhooks, delivery.receipt).exec());
+      const { stream, entry } = receiptStream(delivery.receipt);
+      await run(() => redis.multi().xack(stream, L.webhookGroup, entry).xdel(stream, entry).exec());
     },
 
     async webhookStats() {
-      const [pending, dead] = await run(() => Promise.all([redis.xlen(keys.webhooks), redis.xlen(keys.webhooksDead)]));
-      return { pending, deadLetters: dead };
+      const lengths = await run(() => Promise.all(tags.flatMap(([op, p]) => [redis.xlen(L.webhooks(op, p)), redis.xlen(L.webhooksDead(op, p))])));
+      let pending = 0;
+      let deadLetters = 0;
+      for (let i = 0; i < lengths.length; i += 2) {
+        pending += lengths[i]!;
+        deadLetters += lengths[i + 1]!;
+      }
+      return { pending, deadLetters };
     },
   };
+
+  function receiptStream(receipt: string): { stream: string; entry: string } {
+    if (!L.tagged) return { stream: L.webhooks('add', 0), entry: receipt };
+    const [op, p, entry] = receipt.split(':') as [ServiceOp, string, string];
+    return { stream: L.webhooks(op, Number(p)), entry };
+  }
 }

@@ -2,16 +2,20 @@
  * The Redis backend: a stream and a consumer group per operation, tickets as hashes, a list of
  * completed-not-taken ticket ids per client. Every step that must not race is one Lua script
  * (src/queue/lua, each documents its KEYS, ARGV and reply). Scripts build ticket and pending keys
- * from ids they read, so the backend targets a standalone Redis (or Sentinel), not Redis Cluster.
+ * from ids they read and from prefixes they are given; in Redis Cluster (and with partitions)
+ * those prefixes carry the hash tag of the script's stream (redis-codec.ts keyLayout), so every
+ * key a script touches is in its one slot. With CALC_REDIS_MIN_REPLICAS, writes are confirmed by
+ * WAIT on a connection of their own (redis-wait.ts).
  */
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
-import { claimedTask, entryFields, keys, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
+import { claimedTask, entryFields, keyLayout, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
+import { replicaAcknowledgement } from './redis-wait.js';
 import { DEAD_LETTER_CODE, closedError, deadLetterCap, toUnavailable } from './errors.js';
 import { redisDeadLetters } from './redis-dead-letters.js';
 import { redisDelivery } from './redis-delivery.js';
-import { Connection, blockingOptions, connectionOptions, isNoGroup, type ConnectionSettings } from './redis-connection.js';
+import { Connection, blockingOptions, connectionOptions, createClient, isNoGroup, type ConnectionSettings, type RedisTarget } from './redis-connection.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
 
 export interface RedisQueueOptions extends QueueOptions {
@@ -36,6 +40,10 @@ interface Scripts {
   calcPrune(stream: string, group: string, idleMs: string, own: string): Promise<number>;
 }
 
+/** How a partitioned or clustered queue paces its polling claims when it finds nothing. */
+const POLL_MIN_MS = 5;
+const POLL_MAX_MS = 100;
+
 const SCRIPTS = [
   ['calcEnqueue', 'enqueue', 2],
   ['calcComplete', 'complete', 2],
@@ -48,60 +56,79 @@ const SCRIPTS = [
   ['calcPrune', 'prune', 1],
 ] as const;
 
-export function createRedisQueue(url: string, options: RedisQueueOptions): DurableQueue {
+export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions): DurableQueue {
   const now = options.now ?? Date.now;
   const settings: ConnectionSettings = {
     commandTimeoutMs: options.commandTimeoutMs ?? 1000,
     firstConnectMs: Math.max(options.commandTimeoutMs ?? 1000, 2000),
     logger: options.logger,
   };
-  const main = new Connection(new Redis(url, connectionOptions(settings, 'calcmesh-queue')), settings, 'main');
+  const main = new Connection(createClient(target, connectionOptions(settings, 'calcmesh-queue')), settings, 'main');
+  const minReplicas = typeof target === 'string' ? 0 : target.minReplicas;
+  const clustered = typeof target !== 'string' && target.topology === 'cluster';
+  const partitionCount = typeof target === 'string' ? 1 : target.partitions;
+  if (clustered && minReplicas > 0) throw new RangeError('minReplicas is not supported on Redis Cluster yet');
+  const L = keyLayout(clustered || partitionCount > 1, partitionCount);
+  const partitions = Array.from({ length: L.partitions }, (_, p) => p);
+  // Blocking reads wait on one stream of one node; partitioned or clustered queues poll instead.
+  const canBlock = !L.tagged && !clustered;
+  /** Where the next claim of an operation starts, so that no partition starves. */
+  const nextPartition = new Map<ServiceOp, number>();
+  // A WAIT blocks its connection: with replicas to wait for, confirmed writes get their own.
+  const writer = minReplicas > 0 ? new Connection(createClient(target, connectionOptions(settings, 'calcmesh-queue-writer')), settings, 'writer') : main;
   for (const [name, file, numberOfKeys] of SCRIPTS) {
-    main.redis.defineCommand(name, { numberOfKeys, lua: readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8') });
+    const lua = readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8');
+    main.redis.defineCommand(name, { numberOfKeys, lua });
+    if (writer !== main) writer.redis.defineCommand(name, { numberOfKeys, lua });
   }
   const scripts = main.redis as unknown as Scripts;
+  const writes = writer.redis as unknown as Scripts;
+  // WAIT answers before the command timeout would cut it.
+  const confirm = replicaAcknowledgement(writer, minReplicas, Math.max(1, Math.floor(settings.commandTimeoutMs / 2)));
   // One blocking connection per operation, created on its first blocking claim.
   const blockers = new Map<ServiceOp, Connection>();
-  const groups = new Set<ServiceOp>();
-  const deadLetters = String(deadLetterCap(options.deadLetterCap));
+  const groups = new Set<string>();
+  // Each partition trims its own dead letters (one slot each): the cap is shared out between them.
+  const deadLetters = String(Math.ceil(deadLetterCap(options.deadLetterCap) / L.partitions));
   const consumerIdleMs = options.consumerIdleMs ?? 3_600_000;
   const pruneEveryMs = options.pruneEveryMs ?? 60_000;
   /** When each operation's group was last pruned by this instance. */
-  const prunedAt = new Map<ServiceOp, number>();
+  const prunedAt = new Map<string, number>();
   let closed = false;
 
   /** Runs a command once the connection is usable; every failure becomes UNAVAILABLE. */
-  async function run<T>(command: () => Promise<T>): Promise<T> {
+  async function run<T>(command: () => Promise<T>, connection = main): Promise<T> {
     if (closed) throw closedError();
     try {
-      await main.ready();
+      await connection.ready();
       return await command();
     } catch (error) {
-      main.dropIfTimedOut(error);
+      connection.dropIfTimedOut(error);
       throw toUnavailable(error);
     }
   }
 
   /** The group starts at 0 so that tasks enqueued before any consumer existed are delivered. */
-  async function ensureGroup(op: ServiceOp): Promise<void> {
-    if (groups.has(op)) return;
+  async function ensureGroup(op: ServiceOp, p: number): Promise<void> {
+    const stream = L.stream(op, p);
+    if (groups.has(stream)) return;
     try {
-      await main.redis.xgroup('CREATE', keys.stream(op), keys.group(op), '0', 'MKSTREAM');
+      await main.redis.xgroup('CREATE', stream, L.group(op), '0', 'MKSTREAM');
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
     }
-    groups.add(op);
+    groups.add(stream);
   }
 
-  /** Redis lost the group (restarted without persistence, stream deleted): create it again, once. */
-  async function withGroup<T>(op: ServiceOp, command: () => Promise<T>): Promise<T> {
-    await ensureGroup(op);
+  /** Redis lost the group (restarted without persistence, stream deleted, a failover): create it again, once. */
+  async function withGroup<T>(op: ServiceOp, p: number, command: () => Promise<T>): Promise<T> {
+    await ensureGroup(op, p);
     try {
       return await command();
     } catch (error) {
       if (!isNoGroup(error)) throw error;
-      groups.delete(op);
-      await ensureGroup(op);
+      groups.delete(L.stream(op, p));
+      await ensureGroup(op, p);
       return await command();
     }
   }
@@ -109,7 +136,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
   function blocker(op: ServiceOp): Connection {
     let connection = blockers.get(op);
     if (!connection) {
-      const redis = new Redis(url, blockingOptions(settings, `calcmesh-queue-${op}`));
+      const redis = createClient(target, blockingOptions(settings, `calcmesh-queue-${op}`));
       connection = new Connection(redis, settings, `block:${op}`);
       blockers.set(op, connection);
     }
@@ -117,11 +144,11 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
   }
 
   /** claim.lua: due retries back in, expired leases reclaimed or dead-lettered, new entries read. */
-  async function claimNow(op: ServiceOp, consumer: string, max: number, leaseMs: number) {
+  async function claimNow(op: ServiceOp, p: number, consumer: string, max: number, leaseMs: number) {
     const reply = await scripts.calcClaim(
-      keys.stream(op), keys.dead(op), keys.delayed(op), keys.lastClaim(op), keys.webhooks,
-      keys.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
-      keys.ticketPrefix, keys.pendingPrefix, String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
+      L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p), L.webhooks(op, p),
+      L.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
+      L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
       deadLetters,
     );
     const tasks: ClaimedTask[] = [];
@@ -136,22 +163,51 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
    * prune.lua, at most once per pruneEveryMs per operation, from the claiming path. Housekeeping
    * only: its failure (Redis lost the stream, a timeout) never fails the claim that follows.
    */
-  async function pruneConsumers(op: ServiceOp, consumer: string): Promise<void> {
+  async function pruneConsumers(op: ServiceOp, p: number, consumer: string): Promise<void> {
     const at = Date.now();
-    if (at - (prunedAt.get(op) ?? -Infinity) < pruneEveryMs) return;
-    prunedAt.set(op, at);
+    const stream = L.stream(op, p);
+    if (at - (prunedAt.get(stream) ?? -Infinity) < pruneEveryMs) return;
+    prunedAt.set(stream, at);
     try {
-      const deleted = await scripts.calcPrune(keys.stream(op), keys.group(op), String(consumerIdleMs), consumer);
+      const deleted = await scripts.calcPrune(stream, L.group(op), String(consumerIdleMs), consumer);
       if (deleted > 0) options.logger?.info({ op, deleted }, 'queue: forgot idle consumers that held nothing');
     } catch (error) {
       options.logger?.debug({ op, err: error instanceof Error ? error.message : String(error) }, 'queue: pruning consumers failed; next try in a minute');
     }
   }
 
+  /**
+   * Partitioned or clustered: every partition once per round, from a rotating start, without
+   * blocking (a blocking read waits on one node only); empty-handed, polls at a growing pace
+   * until `until`. Tasks already claimed are returned even when a later partition fails.
+   */
+  async function claimPolling(op: ServiceOp, consumer: string, max: number, leaseMs: number, until: number, signal?: AbortSignal): Promise<ClaimedTask[]> {
+    for (let pause = POLL_MIN_MS; ; pause = Math.min(pause * 2, POLL_MAX_MS)) {
+      const start = nextPartition.get(op) ?? 0;
+      nextPartition.set(op, (start + 1) % L.partitions);
+      const tasks: ClaimedTask[] = [];
+      for (let i = 0; i < L.partitions && tasks.length < max; i++) {
+        const p = (start + i) % L.partitions;
+        try {
+          tasks.push(...(await withGroup(op, p, async () => {
+            await pruneConsumers(op, p, consumer);
+            return (await claimNow(op, p, consumer, max - tasks.length, leaseMs)).tasks;
+          })));
+        } catch (error) {
+          if (tasks.length === 0) throw error;
+          return tasks;
+        }
+      }
+      const left = until - Date.now();
+      if (tasks.length > 0 || left <= 0 || signal?.aborted) return tasks;
+      await sleep(Math.min(pause, left), undefined, { signal }).catch(() => undefined);
+    }
+  }
+
   /** Waits for new entries on the operation's own connection, so that no other command waits behind it. */
   async function readBlocking(op: ServiceOp, consumer: string, count: number, blockMs: number, signal?: AbortSignal): Promise<ClaimedTask[]> {
     const connection = blocker(op);
-    const args = ['GROUP', keys.group(op), consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', keys.stream(op), '>'];
+    const args = ['GROUP', L.group(op), consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', L.stream(op, 0), '>'];
     const onAbort = () => {
       // A blocked read cannot be withdrawn; dropping its connection ends it (the next blocking
       // claim opens a new one). Entries it may have received stay pending and are reclaimed.
@@ -180,13 +236,13 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
     }
   }
 
-  const delivery = redisDelivery(main.redis, run, { resultTtlS: options.resultTtlS, now });
+  const delivery = redisDelivery(main.redis, run, { resultTtlS: options.resultTtlS, now, layout: L });
   const { remember, ...channels } = delivery;
 
   return {
     backend: 'redis',
     ...channels,
-    ...redisDeadLetters(main.redis, run, SERVICE_OPS),
+    ...redisDeadLetters(main.redis, run, SERVICE_OPS, L),
 
     async enqueue(task: NewTask): Promise<Ticket> {
       const ticket: Ticket = {
@@ -200,21 +256,24 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
         ...(task.callback !== undefined && { callback: task.callback }),
         createdAt: now(),
       };
-      // The history index is sent first, on the same connection, without waiting for its reply
-      // (no second round trip); the index is a hint: a dangling entry is skipped when listed.
+      const p = L.partitionOf(task.id);
+      // The history index is sent alongside, without waiting for its reply (no second round
+      // trip); the index is a hint: a dangling entry is skipped when listed.
       const [, stored] = await Promise.all([
         remember(ticket),
-        run(() => scripts.calcEnqueue(keys.ticket(task.id), keys.stream(task.operation), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket))),
+        run(() => confirm(() =>
+          writes.calcEnqueue(L.ticket(task.operation, p, task.id), L.stream(task.operation, p), task.id, taskJson(task), String(ticket.createdAt), ...ticketFields(ticket)),
+        ), writer),
       ]);
       return ticketFromFlat(stored) ?? ticket;
     },
 
     async saveTicket(ticket: Ticket): Promise<void> {
-      const key = keys.ticket(ticket.id);
+      const key = L.ticket(ticket.operation, L.partitionOf(ticket.id), ticket.id);
       // As in enqueue: the history index goes alongside, not one round trip before.
       const [, replies] = await Promise.all([
         remember(ticket),
-        run(() => main.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec()),
+        run(() => confirm(() => writer.redis.multi().del(key).hset(key, ...ticketFields(ticket)).expire(key, options.resultTtlS).exec()), writer),
       ]);
       // EXEC reports a failed command inside the transaction as a reply, not as a rejection.
       const failed = replies?.find(([error]) => error) ?? (replies ? undefined : [new Error('transaction aborted')]);
@@ -222,19 +281,36 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
     },
 
     async getTicket(client: string, id: string): Promise<Ticket | undefined> {
-      const ticket = ticketFromFlat(await run(() => main.redis.call('HGETALL', keys.ticket(id)) as Promise<string[]>));
+      // Tagged, a ticket is in the tag of its operation: one read per operation, in parallel.
+      const p = L.partitionOf(id);
+      const candidates = L.tagged ? SERVICE_OPS.map((op) => L.ticket(op, p, id)) : [L.ticket('add', 0, id)];
+      const found = await run(() => Promise.all(candidates.map((key) => main.redis.call('HGETALL', key) as Promise<string[]>)));
+      const ticket = found.map(ticketFromFlat).find((t) => t !== undefined);
       return ticket?.client === client ? ticket : undefined;
     },
 
     async takeCompleted(client: string, limit: number): Promise<Ticket[]> {
       if (limit <= 0) return [];
-      const reply = await run(() => scripts.calcTake(keys.pending(client), String(limit), keys.ticketPrefix));
-      return reply.map(ticketFromFlat).filter((t): t is Ticket => t !== undefined);
+      const lists = L.tagged ? SERVICE_OPS.flatMap((op) => partitions.map((p) => [op, p] as const)) : [['add', 0] as const];
+      const taken: Ticket[] = [];
+      // Each list is popped atomically; tagged, a client's tickets are spread over the lists.
+      for (const [op, p] of lists) {
+        if (taken.length >= limit) break;
+        try {
+          const reply = await run(() => scripts.calcTake(L.pending(op, p, client), String(limit - taken.length), L.ticketPrefix(op, p)));
+          taken.push(...reply.map(ticketFromFlat).filter((t): t is Ticket => t !== undefined));
+        } catch (error) {
+          // What was popped already must reach the client: never drop it for a later list's failure.
+          if (taken.length === 0) throw error;
+          break;
+        }
+      }
+      return L.tagged ? taken.sort((a, b) => (a.completedAt ?? 0) - (b.completedAt ?? 0)) : taken;
     },
 
     async reserveKey(client: string, key: string, id: string): Promise<string | undefined> {
       // SET … NX GET (Redis ≥ 7.0): sets and reports the previous holder in one command.
-      const held = await run(() => main.redis.call('SET', [keys.idempotency(client, key), id, 'NX', 'GET', 'EX', options.resultTtlS]) as Promise<string | null>);
+      const held = await run(() => confirm(() => writer.redis.call('SET', [L.idempotency(client, key), id, 'NX', 'GET', 'EX', options.resultTtlS]) as Promise<string | null>), writer);
       return held === null || held === id ? undefined : held;
     },
 
@@ -242,11 +318,12 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       if (max <= 0) return [];
       const { leaseMs, blockMs, signal } = claimOptions;
       const until = Date.now() + blockMs;
+      if (!canBlock) return run(() => claimPolling(op, consumer, max, leaseMs, until, signal));
       return run(() =>
-        withGroup(op, async () => {
-          await pruneConsumers(op, consumer);
+        withGroup(op, 0, async () => {
+          await pruneConsumers(op, 0, consumer);
           for (;;) {
-            const { tasks, nextDueMs } = await claimNow(op, consumer, max, leaseMs);
+            const { tasks, nextDueMs } = await claimNow(op, 0, consumer, max, leaseMs);
             // Block only when empty-handed, and not past the moment a delayed task becomes due
             // (then go round again: claim.lua moves it into the stream).
             let block = tasks.length > 0 || signal?.aborted ? 0 : until - Date.now();
@@ -261,53 +338,66 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
 
     async complete(op: ServiceOp, completions: readonly Completion[]): Promise<void> {
       if (completions.length === 0) return;
-      const argv: string[] = [keys.group(op), keys.ticketPrefix, keys.pendingPrefix, String(options.resultTtlS), String(now())];
+      // One script per partition (tagged: one slot each); untagged, all of them in one.
+      const byPartition = new Map<number, string[]>();
       for (const { task, outcome } of completions) {
+        const p = L.partitionOf(task.id);
+        let argv = byPartition.get(p);
+        if (!argv) byPartition.set(p, (argv = [L.group(op), L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now())]));
         const { entryId } = parseReceipt(task.receipt);
         if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result), '', '');
         else argv.push(entryId, task.id, 'failed', '', outcome.error.code, outcome.error.message);
       }
-      await run(() => scripts.calcComplete(keys.stream(op), keys.webhooks, ...argv));
+      await run(() => Promise.all([...byPartition].map(([p, argv]) => confirm(() => writes.calcComplete(L.stream(op, p), L.webhooks(op, p), ...argv)))), writer);
     },
 
     async extend(op: ServiceOp, consumer: string, tasks: readonly ClaimedTask[], _leaseMs: number): Promise<number> {
       // Redis measures a lease as the entry's idle time against the claimer's leaseMs: resetting
       // the idle time is the extension.
-      const argv: string[] = [];
+      const byPartition = new Map<number, string[]>();
       for (const task of tasks) {
         const receipt = parseReceipt(task.receipt);
-        if (receipt.consumer === consumer) argv.push(receipt.entryId, receipt.counter);
+        if (receipt.consumer !== consumer) continue;
+        const p = L.partitionOf(task.id);
+        byPartition.set(p, [...(byPartition.get(p) ?? []), receipt.entryId, receipt.counter]);
       }
-      if (argv.length === 0) return 0;
-      return run(() => withGroup(op, () => scripts.calcExtend(keys.stream(op), keys.group(op), consumer, ...argv)));
+      if (byPartition.size === 0) return 0;
+      const extended = await run(() =>
+        Promise.all([...byPartition].map(([p, argv]) => withGroup(op, p, () => scripts.calcExtend(L.stream(op, p), L.group(op), consumer, ...argv)))),
+      );
+      return extended.reduce((a, b) => a + b, 0);
     },
 
     async takeOverKey(client: string, key: string, expected: string, next: string): Promise<boolean> {
-      return (await run(() => scripts.calcTakeover(keys.idempotency(client, key), expected, next))) === 1;
+      return (await run(() => confirm(() => writes.calcTakeover(L.idempotency(client, key), expected, next)), writer)) === 1;
     },
 
     async retryLater(op: ServiceOp, task: ClaimedTask, delayMs: number): Promise<void> {
       const { entryId, counter, consumer } = parseReceipt(task.receipt);
+      const p = L.partitionOf(task.id);
       await run(() =>
-        scripts.calcRetry(keys.stream(op), keys.delayed(op), keys.group(op), entryId, consumer, counter, String(Math.max(0, Math.round(delayMs)))),
+        scripts.calcRetry(L.stream(op, p), L.delayed(op, p), L.group(op), entryId, consumer, counter, String(Math.max(0, Math.round(delayMs)))),
       );
     },
 
     async stats(operations: readonly ServiceOp[]): Promise<Record<string, OperationStats>> {
       const replies = await run(() =>
-        Promise.all(operations.map((op) => scripts.calcStats(keys.stream(op), keys.dead(op), keys.delayed(op), keys.lastClaim(op), keys.group(op)))),
+        Promise.all(operations.map((op) => Promise.all(partitions.map((p) => scripts.calcStats(L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p), L.group(op)))))),
       );
       const at = now();
       const result: Record<string, OperationStats> = {};
       operations.forEach((op, i) => {
-        const [depth, inFlight, oldest, deadLetters, lastClaim] = replies[i]!;
-        result[op] = {
-          depth,
-          inFlight,
-          oldestAgeMs: oldest === '' ? 0 : Math.max(0, at - Number(oldest)),
-          deadLetters,
-          ...(lastClaim !== '' && { lastClaimAt: Number(lastClaim) }),
-        };
+        // Partitions add up; the oldest task and the last claim are those of any partition.
+        const sum = { depth: 0, inFlight: 0, oldestAgeMs: 0, deadLetters: 0 };
+        let lastClaimAt: number | undefined;
+        for (const [depth, inFlight, oldest, deadLetters, lastClaim] of replies[i]!) {
+          sum.depth += depth;
+          sum.inFlight += inFlight;
+          sum.deadLetters += deadLetters;
+          if (oldest !== '') sum.oldestAgeMs = Math.max(sum.oldestAgeMs, at - Number(oldest));
+          if (lastClaim !== '') lastClaimAt = Math.max(lastClaimAt ?? 0, Number(lastClaim));
+        }
+        result[op] = { ...sum, ...(lastClaimAt !== undefined && { lastClaimAt }) };
       });
       return result;
     },
@@ -321,6 +411,7 @@ export function createRedisQueue(url: string, options: RedisQueueOptions): Durab
       for (const connection of blockers.values()) connection.close();
       blockers.clear();
       main.close();
+      if (writer !== main) writer.close();
     },
   };
 }

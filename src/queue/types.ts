@@ -87,6 +87,14 @@ export interface OperationStats {
   readonly lastClaimAt?: number;
 }
 
+/** Writes journaled by the gateway while Redis could not take them, not yet forwarded. */
+export interface OutboxStats {
+  readonly depth: number;
+  readonly max: number;
+  /** Age of the oldest journaled write in ms; 0 when empty. */
+  readonly oldestAgeMs: number;
+}
+
 export interface ClaimOptions {
   /**
    * How long a claim holds before another consumer may take the task again. Redis judges expiry
@@ -224,6 +232,14 @@ export interface DurableQueue {
 
   stats(operations: readonly ServiceOp[]): Promise<Record<string, OperationStats>>;
 
+  /** The gateway's local outbox in front of this queue (src/queue/outbox.ts), when there is one. */
+  outbox?(): OutboxStats;
+
+  /**
+   * The queue behind the outbox, when there is one: readiness probes it, so that a probe ticket is
+   * never journaled and its answer says whether Redis itself takes writes.
+   */
+  behindOutbox?(): DurableQueue;
   // --- the event stream (GET /v1/events) -------------------------------------------------------
 
   /**

@@ -31,7 +31,7 @@ export interface RunServiceOptions {
 export async function runService(options: RunServiceOptions): Promise<void> {
   const { op, config, logger, host } = options;
   const stopTracing = await startTracing({ endpoint: config.tracing.endpoint, serviceName: `calcmesh-${op}` });
-  const { queue, where } = await openQueueAtStart({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  const { queue, where } = await openQueueAtStart({ redis: config.redis, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
   logger.info({ op, queue: queue.backend, at: where }, `${op} service: queue opened at ${where}`);
   let bound: number;
   try {

@@ -21,7 +21,11 @@ export interface Config {
     readonly metricsPort: number | undefined;
   };
   readonly redisUrl: string | undefined;
-  /** Where the embedded queue keeps its file; by default the user's state directory, never the cwd. */
+  /** The Redis the queue uses (one of three topologies); undefined: the embedded SQLite queue. */
+  readonly redis: RedisSettings | undefined;
+  /** The gateway's local journal for requests Redis could not take (only with Redis). */
+  readonly outbox: { readonly enabled: boolean; readonly max: number };
+  /** Where the embedded queue keeps its file (and the gateway its outbox); by default the user's state directory, never the cwd. */
   readonly dataDir: string;
   /** The Unix socket on which `calcmesh up` takes `calcmesh restart <name>`. */
   readonly controlSocket: string;
@@ -91,6 +95,24 @@ export interface Config {
   readonly tracing: { readonly endpoint: string | undefined };
 }
 
+/** CALC_REDIS_URL, CALC_REDIS_SENTINELS or CALC_REDIS_CLUSTER: exactly one names where Redis is. */
+export interface RedisSettings {
+  readonly topology: 'standalone' | 'sentinel' | 'cluster';
+  /** standalone: the URL (its password wins over `password`). */
+  readonly url?: string;
+  /** sentinel: `host:port` of the sentinels, and the name of the master they watch. */
+  readonly sentinels?: readonly string[];
+  readonly master: string;
+  /** cluster: `host:port` seed nodes. */
+  readonly nodes?: readonly string[];
+  readonly password?: string;
+  readonly sentinelPassword?: string;
+  /** Replicas that must have a write (WAIT) before it is confirmed; 0: the master's word is enough. */
+  readonly minReplicas: number;
+  /** Hash tags each operation's queue is split over (Cluster). */
+  readonly partitions: number;
+}
+
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export function loadConfig(env: Env): Config {
@@ -113,6 +135,11 @@ export function loadConfig(env: Env): Config {
       metricsPort: env.CALC_METRICS_PORT ? int(env, 'CALC_METRICS_PORT', 0, -1, 65535) : undefined,
     },
     redisUrl: env.CALC_REDIS_URL || undefined,
+    redis: redisSettings(env),
+    outbox: {
+      enabled: oneOf(env, 'CALC_OUTBOX', ['on', 'off'] as const, 'on') === 'on',
+      max: int(env, 'CALC_OUTBOX_MAX', 100_000, 1, 100_000_000),
+    },
     dataDir,
     controlSocket: env.CALC_CONTROL_SOCKET || join(dataDir, 'up.sock'),
     deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
@@ -176,6 +203,28 @@ export function parseTargets(raw: string, name: string): string[] {
     if (!match || Number(match[2]) > 65535) throw invalidArgument(`${name}: ${JSON.stringify(target)} is not host:port`);
   }
   return list;
+}
+
+const TOPOLOGY_VARIABLES = ['CALC_REDIS_URL', 'CALC_REDIS_SENTINELS', 'CALC_REDIS_CLUSTER'] as const;
+
+function redisSettings(env: Env): RedisSettings | undefined {
+  const set = TOPOLOGY_VARIABLES.filter((name) => env[name]);
+  if (set.length > 1) throw invalidArgument(`set only one of ${set.join(' and ')}: each names a different Redis topology`);
+  const common = {
+    master: env.CALC_REDIS_MASTER || 'mymaster',
+    ...(env.CALC_REDIS_PASSWORD ? { password: env.CALC_REDIS_PASSWORD } : {}),
+    ...(env.CALC_REDIS_SENTINEL_PASSWORD ? { sentinelPassword: env.CALC_REDIS_SENTINEL_PASSWORD } : {}),
+    minReplicas: int(env, 'CALC_REDIS_MIN_REPLICAS', 0, 0, 100),
+    partitions: int(env, 'CALC_QUEUE_PARTITIONS', 1, 1, 1024),
+  };
+  if (env.CALC_REDIS_URL) return { topology: 'standalone', url: env.CALC_REDIS_URL, ...common };
+  if (env.CALC_REDIS_SENTINELS) return { topology: 'sentinel', sentinels: parseTargets(env.CALC_REDIS_SENTINELS, 'CALC_REDIS_SENTINELS'), ...common };
+  if (env.CALC_REDIS_CLUSTER) {
+    // WAIT goes to the node that took the write; in Cluster that routing is not built yet.
+    if (common.minReplicas > 0) throw invalidArgument('CALC_REDIS_MIN_REPLICAS is not supported with CALC_REDIS_CLUSTER yet; set it to 0');
+    return { topology: 'cluster', nodes: parseTargets(env.CALC_REDIS_CLUSTER, 'CALC_REDIS_CLUSTER'), ...common };
+  }
+  return undefined;
 }
 
 function parseOps(raw: string | undefined, name: string): ServiceOp[] {

@@ -1,5 +1,5 @@
 /**
- * `npm run chaos [-- --duration 60s --seed 42 --clients 3 --concurrency 4 --keep-logs]`: one chaos
+ * `npm run chaos [-- --duration 60s --seed 42 --clients 3 --concurrency 4 --keep-logs --mom redis|sentinel|outage --outage 20s]`: one chaos
  * run with exact accounting (run-chaos.ts); prints its figures and every violation, writes them
  * to docs/reliability.md, and exits 1 when any invariant failed.
  */
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatMarkdown, formatText } from './report.js';
 import { runChaos } from './run-chaos.js';
+import { MOM_KINDS, type MomKind } from './mom.js';
 
 const DOC = fileURLToPath(new URL('../../docs/reliability.md', import.meta.url));
 
@@ -20,6 +21,8 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '4' },
     'keep-logs': { type: 'boolean', default: false },
+    mom: { type: 'string', default: 'redis' },
+    outage: { type: 'string', default: '20s' },
     'no-doc': { type: 'boolean', default: false },
   },
 });
@@ -37,6 +40,8 @@ const report = await runChaos({
   clients: Number(values.clients),
   concurrency: Number(values.concurrency),
   keepLogs: values['keep-logs'],
+  mom: momKind(values.mom),
+  outageMs: parseDuration(values.outage),
   log: (line) => console.log(`  ${new Date().toISOString().slice(11, 23)} ${line}`),
 });
 console.log(formatText(report));
@@ -52,6 +57,11 @@ if (!values['no-doc']) {
   console.log(`wrote ${DOC}`);
 }
 process.exitCode = report.ok ? 0 : 1;
+
+function momKind(text: string): MomKind {
+  if (!(MOM_KINDS as readonly string[]).includes(text)) throw new Error(`--mom: expected one of ${MOM_KINDS.join(', ')}, got ${JSON.stringify(text)}`);
+  return text as MomKind;
+}
 
 function parseDuration(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());

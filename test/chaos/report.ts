@@ -16,6 +16,7 @@ export function figures(report: ChaosReport): [string, string][] {
     .map(([status, n]) => `${status === '0' ? 'no answer' : status}: ${n}`)
     .join(', ');
   return [
+    ['MOM', report.mom === 'sentinel' ? 'Sentinel (master + replica + 3 sentinels, CALC_REDIS_MIN_REPLICAS=1): each "Redis restart" kills the master -9' : report.mom === 'outage' ? 'one Redis, each "Redis restart" a kill -9 and an outage (the outbox takes the writes)' : 'one Redis (AOF always), restarted gracefully'],
     ['requests', `${counts.requests} (${report.clients} clients × ${report.concurrency} in flight, paced to ${report.ratePerS}/s), plus ${counts.replays} deliberate replays of a key`],
     ['attempts', `${counts.attempts} — ${statuses}`],
     ['retries after no answer', String(counts.retries)],

@@ -17,7 +17,8 @@
 import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import type { TestRedis } from '../helpers/redis-server.js';
+import { startMom, type MomKind } from './mom.js';
 import type { Spawned } from '../helpers/processes.js';
 import { ChaosMonkey, targetName, type ChaosEvent, type ChaosKind, type ServiceTarget } from './monkey.js';
 import { readWithRetry, sendRequest, sleep } from './client.js';
@@ -41,6 +42,10 @@ export interface ChaosOptions {
   readonly ratePerS?: number;
   /** Keep the processes' logs (their directory is in the report) instead of removing them. */
   readonly keepLogs?: boolean;
+  /** The MOM and what a "Redis restart" does to it (mom.ts); one redis-server by default. */
+  readonly mom?: MomKind;
+  /** With mom 'outage': how long Redis stays dead each time (default 20 s). */
+  readonly outageMs?: number;
 }
 
 export interface DrainFigures {
@@ -54,6 +59,7 @@ export interface DrainFigures {
 export interface ChaosReport {
   readonly ok: boolean;
   readonly seed: number | string;
+  readonly mom: MomKind;
   readonly durationMs: number;
   readonly clients: number;
   readonly concurrency: number;
@@ -131,13 +137,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let verdict: Omit<ChaosReport, 'wallMs' | 'violations' | 'anomalies' | 'logsDir' | 'ok' | 'phases'> & { violations: Violation[] } | undefined;
   let readOnlyPolls = 0;
   try {
-    redis = await startRedis({ appendonly: true, appendfsync: 'always' });
+    const mom = await startMom(options.mom ?? 'redis', { outageMs: options.outageMs, log });
+    redis = mom.redis;
     cluster = await startCluster({
-      redisUrl: redis.url,
       replicas: REPLICAS,
       services: ['add', 'subtract', 'multiply', 'divide'],
       serviceEnv: (op) => (op === 'evaluate' ? evaluatorEnv : undefined),
       env: {
+        ...mom.env,
         CALC_API_KEYS: clients.map((c) => `${c.apiKey}:${c.name}`).join(','),
         CALC_LEASE_MS: String(LEASE_MS),
         CALC_DEADLINE_MS: '500',
@@ -228,6 +235,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const e of monkey.events) if (e.error) anomalies.push(`chaos ${e.kind} ${e.target} failed: ${e.error}`);
     verdict = {
       seed: options.seed,
+      mom: options.mom ?? 'redis',
       durationMs: options.durationMs,
       clients: clientCount,
       concurrency,

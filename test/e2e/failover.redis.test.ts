@@ -117,8 +117,8 @@ describe('durable failover through Redis Streams', () => {
     for (const id of ids) assert.equal((await resultOf(cluster.gatewayUrl, id)).result, 10);
   });
 
-  test('when Redis is down and the service up, then direct calls still answer 200', async () => {
-    cluster = await startCluster({ redisUrl: isolatedUrl() });
+  test('when Redis is down, the service up and the outbox off, then direct calls still answer 200 and a keyed one 503', async () => {
+    cluster = await startCluster({ redisUrl: isolatedUrl(), env: { CALC_OUTBOX: 'off' } });
     await redis.kill();
     try {
       for (let i = 0; i < 5; i++) assert.equal((await http(`${cluster.gatewayUrl}/add/${i}/1`)).body.result, i + 1);
@@ -130,8 +130,8 @@ describe('durable failover through Redis Streams', () => {
     }
   });
 
-  test('when Redis is down and the service down too, then 503 UNAVAILABLE and no ticket is issued', async () => {
-    cluster = await startCluster({ redisUrl: isolatedUrl(), services: ['subtract', 'multiply', 'divide', 'evaluate'] });
+  test('when Redis is down, the service down too and the outbox off (CALC_OUTBOX=off), then 503 UNAVAILABLE and no ticket is issued', async () => {
+    cluster = await startCluster({ redisUrl: isolatedUrl(), services: ['subtract', 'multiply', 'divide', 'evaluate'], env: { CALC_OUTBOX: 'off' } });
     await redis.kill();
     try {
       const reply = await http(`${cluster.gatewayUrl}/add/1/2`);

@@ -30,7 +30,7 @@ export interface Cluster {
 }
 
 export interface ClusterOptions {
-  /** Use Redis at this URL; otherwise an embedded queue in a temporary directory. */
+  /** Use Redis at this URL (the gateway's outbox still lives in a temporary directory); otherwise an embedded queue there. */
   readonly redisUrl?: string;
   /** Services to start at once (default: all), each with all its replicas. */
   readonly services?: readonly ServiceOp[];
@@ -46,7 +46,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const all = await freePorts(counts.reduce((a, b) => a + b, 0) + 1);
   const gatewayPort = all.pop()!;
   const ports = new Map(SERVICE_OPS.map((op, i) => [op, all.splice(0, counts[i]!)]));
-  const dataDir = options.redisUrl ? undefined : mkdtempSync(join(tmpdir(), 'calcmesh-cluster-'));
+  // A directory of its own with Redis too: the gateway keeps its outbox there.
+  const dataDir = mkdtempSync(join(tmpdir(), 'calcmesh-cluster-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CALC_GATEWAY_HOST: '127.0.0.1',
@@ -54,7 +55,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     CALC_SERVICE_HOST: '127.0.0.1',
     CALC_METRICS_PORT: '0',
     CALC_REDIS_URL: options.redisUrl ?? '',
-    CALC_DATA_DIR: dataDir ?? '',
+    CALC_DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
     ...Object.fromEntries(SERVICE_OPS.map((op) => [`CALC_${op.toUpperCase()}_TARGETS`, ports.get(op)!.map((p) => `127.0.0.1:${p}`).join(',')])),
     ...options.env,
@@ -104,7 +105,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       await Promise.all(all.map((child) => child.stop('SIGKILL').catch(() => undefined)));
       services.clear();
       gateway = undefined;
-      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 

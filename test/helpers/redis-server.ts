@@ -31,6 +31,8 @@ export interface RedisServerOptions {
   readonly appendfsync?: 'always' | 'everysec';
   /** requirepass: the URL then carries it, as `redis://:password@host:port`. */
   readonly password?: string;
+  /** More redis-server arguments, e.g. `['--replicaof', '127.0.0.1', '6380']`. */
+  readonly args?: readonly string[];
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -51,6 +53,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
     '--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', options.appendfsync ?? 'everysec',
     '--logfile', join(dir, 'redis.log'),
     ...(options.password ? ['--requirepass', options.password] : []),
+    ...(options.args ?? []),
   ];
 
   async function launch(samePort: boolean): Promise<void> {
@@ -111,7 +114,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
 
 
 /** Polls with a raw PING until +PONG, or NOAUTH from a server with a password (true), or the time is up (false). */
-async function waitForPong(port: number, timeoutMs: number): Promise<boolean> {
+export async function waitForPong(port: number, timeoutMs: number): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await pingOnce(port)) return true;

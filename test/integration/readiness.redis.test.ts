@@ -4,10 +4,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Gauge } from 'prom-client';
+import { openQueue } from '../../src/queue/index.js';
 import { createServiceMetrics, serveMetrics } from '../../src/services/metrics.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { startServices, type TestServices } from '../helpers/services.js';
@@ -54,6 +58,44 @@ describe('readiness when Redis refuses writes', () => {
       admin.disconnect();
     }
     await waitFor(async () => ((await http(`${gateway.url}/readyz`)).status === 200 ? true : undefined), '/readyz to recover');
+  });
+
+  test('when Redis refuses writes and the gateway has an outbox, then /readyz is 200, /v1/status says it is journaling, and the probe journals nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'calcmesh-ready-outbox-'));
+    const queue = openQueue({ redisUrl: redis.url, dataDir: dir, resultTtlS: 3600, maxDeliveries: 5, outbox: { max: 100 } });
+    const journaling = await startGateway({ targets: services.targets, queue });
+    try {
+      const admin = new Redis(redis.url);
+      try {
+        await admin.config('SET', 'maxmemory-policy', 'noeviction');
+        await admin.config('SET', 'maxmemory', '1');
+        const status = await waitFor(async () => {
+          const reply = await http(`${journaling.url}/v1/status`);
+          return reply.body.queue.ok === false ? reply : undefined;
+        }, '/v1/status to report that Redis refuses writes');
+        assert.match(status.body.queue.reason, /^the queue refuses writes: /);
+        assert.equal(status.body.queue.journaling, true, 'it says accepted work goes to the outbox');
+        assert.equal(status.body.queue.outbox.depth, 0, 'the readiness probe is not journaled');
+        const ready = await http(`${journaling.url}/readyz`);
+        assert.equal(ready.status, 200, 'ready: the outbox has room');
+        assert.equal(ready.body.queue.journaling, true);
+        assert.equal(ready.body.queue.outbox.depth, 0);
+        assert.equal((await http(`${journaling.url}/multiply/2/3`)).status, 202, 'a request is journaled and accepted');
+        assert.equal((await http(`${journaling.url}/v1/status`)).body.queue.outbox.depth, 1, 'only the request is in the outbox');
+      } finally {
+        await admin.config('SET', 'maxmemory', '0');
+        admin.disconnect();
+      }
+      const back = await waitFor(async () => {
+        const reply = await http(`${journaling.url}/v1/status`);
+        return reply.body.queue.ok === true && reply.body.queue.outbox.depth === 0 ? reply : undefined;
+      }, 'the outbox to forward and the probe to pass again');
+      assert.equal(back.body.queue.journaling, false);
+    } finally {
+      await journaling.close();
+      await queue.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('when Redis is gone, then /metrics still answers and the failing queue read is logged', async () => {

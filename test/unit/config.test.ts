@@ -31,6 +31,28 @@ test('when a setting is malformed, then loading fails naming it', () => {
   assert.throws(() => loadConfig({ CALC_API_KEYS: 'justakey' }), /CALC_API_KEYS/);
 });
 
+test('when two Redis topologies are set, then loading fails naming both', () => {
+  assert.throws(() => loadConfig({ CALC_REDIS_URL: 'redis://127.0.0.1:6379', CALC_REDIS_SENTINELS: '10.0.0.1:26379' }), /CALC_REDIS_URL and CALC_REDIS_SENTINELS/);
+  assert.throws(() => loadConfig({ CALC_REDIS_SENTINELS: '10.0.0.1:26379', CALC_REDIS_CLUSTER: '10.0.0.1:7000' }), /CALC_REDIS_SENTINELS and CALC_REDIS_CLUSTER/);
+});
+
+test('when one topology is set, then it is read with its passwords, replicas and partitions; without one the queue is embedded', () => {
+  assert.equal(loadConfig({}).redis, undefined);
+  const sentinel = loadConfig({ CALC_REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.2:26379', CALC_REDIS_PASSWORD: 'pw', CALC_REDIS_SENTINEL_PASSWORD: 'spw', CALC_REDIS_MIN_REPLICAS: '1' }).redis;
+  assert.deepEqual(sentinel, { topology: 'sentinel', sentinels: ['10.0.0.1:26379', '10.0.0.2:26379'], master: 'mymaster', password: 'pw', sentinelPassword: 'spw', minReplicas: 1, partitions: 1 });
+  const cluster = loadConfig({ CALC_REDIS_CLUSTER: '10.0.0.1:7000', CALC_QUEUE_PARTITIONS: '4' }).redis;
+  assert.deepEqual([cluster?.topology, cluster?.nodes, cluster?.partitions], ['cluster', ['10.0.0.1:7000'], 4]);
+  assert.equal(loadConfig({ CALC_REDIS_URL: 'redis://h:1' }).redis?.url, 'redis://h:1');
+  assert.throws(() => loadConfig({ CALC_REDIS_SENTINELS: 'nohost' }), /CALC_REDIS_SENTINELS/);
+  assert.throws(() => loadConfig({ CALC_REDIS_MIN_REPLICAS: '-1' }), /CALC_REDIS_MIN_REPLICAS/);
+});
+
+test('when the outbox is configured, then on/off and its bound are read, on with 100000 by default', () => {
+  assert.deepEqual(loadConfig({}).outbox, { enabled: true, max: 100_000 });
+  assert.deepEqual(loadConfig({ CALC_OUTBOX: 'off', CALC_OUTBOX_MAX: '5' }).outbox, { enabled: false, max: 5 });
+  assert.throws(() => loadConfig({ CALC_OUTBOX: 'maybe' }), /CALC_OUTBOX/);
+});
+
 test('when XDG_STATE_HOME is set (absolute), then the default data dir is under it; the working directory never matters', () => {
   assert.equal(loadConfig({ XDG_STATE_HOME: '/var/state', HOME: '/home/ann' }).dataDir, '/var/state/calcmesh');
   assert.equal(loadConfig({ XDG_STATE_HOME: 'relative', HOME: '/home/ann' }).dataDir, '/home/ann/.local/state/calcmesh', 'a relative one is ignored, per the spec');

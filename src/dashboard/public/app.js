@@ -76,6 +76,13 @@ async function refreshStatus() {
   $('uptime').textContent = formatUptime(status.uptimeS);
   const queue = status.queue ?? {};
   setBadge($('queue-backend'), queue.ok ? 'up' : 'down', `${queue.backend ?? '?'} ${queue.ok ? 'ok' : 'unavailable'}`);
+  // The gateway's outbox: requests accepted while Redis could not take them, waiting to be forwarded.
+  const outbox = queue.outbox;
+  $('outbox-row').hidden = !outbox;
+  if (outbox) {
+    const tone = outbox.depth === 0 ? 'up' : outbox.depth >= outbox.max ? 'down' : 'info';
+    setBadge($('outbox'), tone, outbox.depth === 0 ? 'empty' : `${outbox.depth} waiting, oldest ${Math.round(outbox.oldestAgeMs / 1000)} s`);
+  }
 }
 
 async function refreshActivity() {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { SERVICE_OPS } from '../../shared/operations.js';
-import type { DurableQueue } from '../../queue/types.js';
+import type { DurableQueue, OutboxStats } from '../../queue/types.js';
 import type { ReplicaStatus, Upstreams } from '../../upstream/index.js';
 import type { Logger } from '../../shared/logger.js';
 import { createQueueReadiness } from '../readiness.js';
@@ -30,10 +30,12 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
     const queue = await readiness.check();
     const services = deps.upstreams.status();
     const allServing = Object.values(services).every(isServing);
-    const ready = queue.ok || allServing;
+    const outbox = outboxOf(deps.queue);
+    // With room in the outbox a request is accepted even while Redis is away.
+    const ready = queue.ok || (outbox !== undefined && outbox.depth < outbox.max) || allServing;
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'unavailable',
-      queue: { backend: deps.queue.backend, ...queue },
+      queue: { backend: deps.queue.backend, ...queue, ...(outbox && { outbox, journaling: isJournaling(queue.ok, outbox) }) },
       services: Object.fromEntries(
         Object.entries(services).map(([op, replicas]) => [op, { serving: isServing(replicas), replicas }]),
       ),
@@ -51,7 +53,7 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       version: deps.version,
       uptimeS: Math.round((Date.now() - deps.startedAt) / 1000),
       // ok: the queue takes writes (what /readyz uses); reason says why not.
-      queue: { backend: deps.queue.backend, ...queue, ok: queue.ok && stats !== undefined },
+      queue: { backend: deps.queue.backend, ...queue, ok: queue.ok && stats !== undefined, ...withOutbox(deps.queue, queue.ok) },
       services: Object.fromEntries(
         SERVICE_OPS.map((op) => {
           const depth = stats?.[op];
@@ -71,3 +73,20 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
  */
 const isServing = (replicas: readonly ReplicaStatus[]) =>
   replicas.some((r) => r.breaker === 'closed' && (r.health === 'SERVING' || r.health === 'UNIMPLEMENTED'));
+
+/** The outbox's depth and oldest age, when the gateway has one (undefined also when its file fails). */
+function outboxOf(queue: DurableQueue): OutboxStats | undefined {
+  try {
+    return queue.outbox?.();
+  } catch {
+    return undefined;
+  }
+}
+
+const withOutbox = (queue: DurableQueue, redisOk: boolean) => {
+  const outbox = outboxOf(queue);
+  return outbox ? { outbox, journaling: isJournaling(redisOk, outbox) } : {};
+};
+
+/** New writes go to the outbox: Redis refuses them, or the outbox still holds older ones (order). */
+const isJournaling = (redisOk: boolean, outbox: OutboxStats) => !redisOk || outbox.depth > 0;

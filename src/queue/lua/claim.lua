@@ -15,7 +15,7 @@ KEYS[1]  the op's stream
 KEYS[2]  the op's dead-letter stream
 KEYS[3]  the op's delayed zset (score: due time, ms of server time)
 KEYS[4]  the op's last-claim string (set to ARGV[9], the caller's clock, as stats reads it)
-KEYS[5]  the webhook stream (a dead-lettered ticket with a `callback` is delivered there)
+KEYS[5]  the webhook stream of the op's tag (a dead-lettered ticket with a `callback` is delivered there)
 ARGV[1]  consumer group        ARGV[2]  consumer           ARGV[3]  lease, ms
 ARGV[4]  max entries           ARGV[5]  maxDeliveries      ARGV[6]  ticket key prefix
 ARGV[7]  pending list prefix   ARGV[8]  result TTL, s      ARGV[9]  completedAt, ms

@@ -4,7 +4,7 @@ one atomic step. Only a ticket still `queued` takes the outcome, so a duplicate 
 lease lost and reclaimed) never overwrites the first answer; its entry is removed either way.
 
 KEYS[1]  the op's stream
-KEYS[2]  the webhook stream (a ticket with a `callback` is delivered there, not to its client's
+KEYS[2]  the webhook stream of the op's tag (a ticket with a `callback` is delivered there, not to its client's
          pending list: webhooks are its delivery channel)
 ARGV[1]  consumer group
 ARGV[2]  ticket key prefix   (calcmesh:ticket:)

@@ -5,8 +5,8 @@ whatever moves is in the log before anyone can read it. The log's entry ids are 
 (growing, assigned by Redis); entries older than the result TTL, or beyond the cap, are trimmed.
 Only ids move: the tickets are read afterwards by the caller (a completed ticket never changes).
 
-KEYS[1]  the client's pending list   (calcmesh:pending:<client>)
-KEYS[2]  the client's delivery log   (calcmesh:log:<client>, a stream)
+KEYS[1]  the client's pending list   (calcmesh:pending:<client>; tagged, that of one tag)
+KEYS[2]  the client's delivery log   (calcmesh:log:<client>, a stream; tagged, beside KEYS[1])
 ARGV[1]  limit
 ARGV[2]  result TTL, seconds
 ARGV[3]  log entries kept at most (approximate trim)

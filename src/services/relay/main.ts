@@ -12,7 +12,8 @@ import { onShutdown } from '../../shared/lifecycle.js';
 import { isArithmeticOp, type ServiceOp } from '../../shared/operations.js';
 import { grpcCredentials } from '../../shared/tls.js';
 import { startTracing, type TraceContext } from '../../shared/tracing.js';
-import { openQueue, startConsumer } from '../../queue/index.js';
+import { startConsumer } from '../../queue/index.js';
+import { openQueueAtStart } from '../../queue/open.js';
 import type { ClaimedTask, Outcome } from '../../queue/types.js';
 import { createUpstreams, isUpstreamUnavailable, withTracing, type Upstreams } from '../../upstream/index.js';
 
@@ -37,7 +38,9 @@ export async function mainRelay(op: ServiceOp, config: Config, logger: Logger): 
     onBreakerChange: (_op, target, state, previous) => logger.warn({ op, target, state, previous }, `circuit ${state}`),
   }));
   const stopTracing = await startTracing({ endpoint: config.tracing.endpoint, serviceName: `calcmesh-relay-${op}` });
-  const queue = openQueue({ redisUrl: config.redisUrl, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  // The queue is opened (and proven) before anything is claimed, on whichever topology is configured.
+  const { queue, where } = await openQueueAtStart({ redis: config.redis, dataDir: config.dataDir, resultTtlS: config.resultTtlS, maxDeliveries: config.maxDeliveries });
+  logger.info({ op, queue: queue.backend, at: where }, `${op} relay: queue opened at ${where}`);
   // While the target is down every claimed task fails at once: a pause before giving each back
   // keeps the loop from cycling through the backlog (its slots stay taken meanwhile).
   const pauseMs = Math.min(1000, Math.floor(config.leaseMs / 4));
