@@ -13,8 +13,9 @@ export interface ClientOptions {
 export const EXIT = { done: 0, error: 1, queued: 2 } as const;
 
 /** Colour only for a person at a terminal, and never with NO_COLOR set. */
-const colourful = process.stdout.isTTY === true && !process.env.NO_COLOR;
-const paint = (text: string, colour: 'green' | 'red' | 'yellow' | 'dim') => (colourful ? styleText(colour, text) : text);
+/** Set once by the CLI's entry from its settings (NO_COLOR) and whether stdout is a terminal. */
+export const output = { colour: false };
+const paint = (text: string, colour: 'green' | 'red' | 'yellow' | 'dim') => (output.colour ? styleText(colour, text) : text);
 const healthColour = (value: string) =>
   value === 'SERVING' || value === 'closed' ? paint(value, 'green') : value === 'half-open' ? paint(value, 'yellow') : paint(value, 'red');
 

@@ -4,13 +4,13 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { loadConfig, type Env } from '../shared/config.js';
+import { DEFAULTS, loadClientSettings, loadConfig, type Env } from '../shared/config.js';
 import { CalcError } from '../shared/errors.js';
 import { EXIT_STARTUP_FAILURE, StartupError } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/logger.js';
 import { isServiceOp, SERVICE_OPS } from '../shared/operations.js';
 import { VERSION } from '../shared/version.js';
-import { callCommand, evalCommand, resultsCommand, statusCommand, type ClientOptions } from './client.js';
+import { callCommand, evalCommand, output, resultsCommand, statusCommand, type ClientOptions } from './client.js';
 import { parseProbeRole, probe } from './probe.js';
 import { sendControl, serveControl } from './control.js';
 import { mkdirSync } from 'node:fs';
@@ -20,12 +20,17 @@ import { followCommand, listCommand } from './follow.js';
 
 const ENTRY = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
 
+/** The environment, read here once: servers turn it into a Config, clients into their settings. */
+const ENV: Env = process.env;
+const client = loadClientSettings(ENV);
+output.colour = client.colour && process.stdout.isTTY === true;
+
 /** Server flags and the variables they stand for. */
 const SERVER_FLAGS = [
   ['--redis-url <url>', 'CALC_REDIS_URL', 'use Redis Streams as the queue (redis://[:password@]host:port[/db])'],
   ['--data-dir <dir>', 'CALC_DATA_DIR', 'where the embedded queue keeps its file (default $XDG_STATE_HOME/calcmesh or ~/.local/state/calcmesh)'],
-  ['--deadline-ms <ms>', 'CALC_DEADLINE_MS', 'gRPC deadline of one forwarded call (default 1000)'],
-  ['--log-level <level>', 'LOG_LEVEL', 'trace, debug, info, warn, error, silent (default info)'],
+  ['--deadline-ms <ms>', 'CALC_DEADLINE_MS', `gRPC deadline of one forwarded call (default ${DEFAULTS.CALC_DEADLINE_MS})`],
+  ['--log-level <level>', 'LOG_LEVEL', `trace, debug, info, warn, error, silent (default ${DEFAULTS.LOG_LEVEL})`],
 ] as const;
 
 function withServerFlags(command: Command, extra: ReadonlyArray<readonly [string, string, string]> = []): Command {
@@ -36,7 +41,7 @@ function withServerFlags(command: Command, extra: ReadonlyArray<readonly [string
 }
 
 function envFrom(flags: Record<string, unknown>, extra: ReadonlyArray<readonly [string, string, string]> = []): Env {
-  const env: Record<string, string | undefined> = { ...process.env };
+  const env: Record<string, string | undefined> = { ...ENV };
   for (const [spec, variable] of [...SERVER_FLAGS, ...extra]) {
     const key = spec.slice(2, spec.indexOf(' ')).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     if (flags[key] !== undefined) env[variable] = String(flags[key]);
@@ -46,9 +51,9 @@ function envFrom(flags: Record<string, unknown>, extra: ReadonlyArray<readonly [
 
 function clientOptions(flags: Record<string, any>): ClientOptions {
   return {
-    gateway: flags.gateway ?? process.env.CALC_GATEWAY_URL ?? 'http://127.0.0.1:8000',
+    gateway: flags.gateway ?? client.gatewayUrl,
     json: Boolean(flags.json),
-    apiKey: flags.apiKey ?? process.env.CALC_API_KEY,
+    apiKey: flags.apiKey ?? client.apiKey,
     wait: flags.wait === undefined ? undefined : Number(flags.wait),
   };
 }
@@ -115,8 +120,8 @@ export function buildProgram(): Command {
     });
 
   const gatewayFlags = [
-    ['--host <host>', 'CALC_GATEWAY_HOST', 'address to listen on (default 127.0.0.1)'],
-    ['--port <port>', 'CALC_GATEWAY_PORT', 'port to listen on (default 8000)'],
+    ['--host <host>', 'CALC_GATEWAY_HOST', `address to listen on (default ${DEFAULTS.CALC_GATEWAY_HOST})`],
+    ['--port <port>', 'CALC_GATEWAY_PORT', `port to listen on (default ${DEFAULTS.CALC_GATEWAY_PORT})`],
   ] as const;
   withServerFlags(program.command('gateway').description('the HTTP gateway alone'), gatewayFlags).action(async (flags) => {
     const config = loadConfig(envFrom(flags, gatewayFlags));
@@ -125,7 +130,7 @@ export function buildProgram(): Command {
   });
 
   const serviceFlags = [
-    ['--host <host>', 'CALC_SERVICE_HOST', 'address to listen on (default 0.0.0.0)'],
+    ['--host <host>', 'CALC_SERVICE_HOST', `address to listen on (default ${DEFAULTS.CALC_SERVICE_HOST})`],
     ['--port <port>', 'CALC_SERVICE_PORT', "port to listen on (default: the operation's)"],
   ] as const;
   withServerFlags(program.command('service').argument('<op>', SERVICE_OPS.join(' | ')).description('one service alone: its gRPC server and its queue consumer'), serviceFlags)
@@ -152,7 +157,7 @@ export function buildProgram(): Command {
     .action(async (role: string | undefined, op: string | undefined, flags) => {
       const timeoutMs = Number(flags.timeoutMs);
       if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new Error(`--timeout-ms must be a whole number of milliseconds, got ${JSON.stringify(flags.timeoutMs)}`);
-      const { code, detail } = await probe(parseProbeRole(role, op), loadConfig(process.env), timeoutMs);
+      const { code, detail } = await probe(parseProbeRole(role, op), loadConfig(ENV), timeoutMs);
       if (!flags.quiet) (code === 0 ? process.stdout : process.stderr).write(`${detail}\n`);
       process.exitCode = code;
     });
@@ -201,7 +206,7 @@ export function buildProgram(): Command {
     .argument('[id]', "the dead letter's ticket id")
     .option('--operation <op>', `with list: ${SERVICE_OPS.join(', ')}`)
     .action(async (action: string, id: string | undefined, flags) => {
-      const options = { ...clientOptions(flags), apiKey: flags.apiKey ?? process.env.CALC_ADMIN_KEY ?? process.env.CALC_API_KEY };
+      const options = { ...clientOptions(flags), apiKey: flags.apiKey ?? client.adminKey ?? client.apiKey };
       process.exitCode = await dlqCommand(options, print, action, id, flags.operation);
     });
 

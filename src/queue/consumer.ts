@@ -12,6 +12,8 @@ import type { Logger } from '../shared/logger.js';
 import type { ServiceOp } from '../shared/operations.js';
 import { SpanKind, startSpan, tracingActive, type TraceContext } from '../shared/tracing.js';
 import type { ClaimedTask, Completion, DurableQueue, Outcome, TicketError } from './types.js';
+import { DEFAULTS as CONFIG_DEFAULTS } from '../shared/config.js';
+
 
 export interface ConsumerOptions {
   readonly queue: DurableQueue;
@@ -44,7 +46,8 @@ export interface Consumer {
   stop(): Promise<void>;
 }
 
-const DEFAULTS = { concurrency: 256, blockMs: 1000, retryBaseMs: 250, retryMaxMs: 10_000, backoffMaxMs: 1000, stopTimeoutMs: 10_000 };
+// The consumer's own timing; its concurrency is CALC_DRAIN_CONCURRENCY's default, from the one literal.
+const DEFAULTS = { concurrency: CONFIG_DEFAULTS.CALC_DRAIN_CONCURRENCY, blockMs: 1000, retryBaseMs: 250, retryMaxMs: 10_000, backoffMaxMs: 1000, stopTimeoutMs: 10_000 };
 /** Outcomes written per complete() call. */
 const MAX_BATCH = 512;
 

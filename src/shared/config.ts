@@ -7,6 +7,46 @@ import { isAbsolute, join } from 'node:path';
 import { invalidArgument } from './errors.js';
 import { DEFAULT_PORTS, SERVICE_OPS, type ServiceOp } from './operations.js';
 
+/**
+ * Every default, by the variable that overrides it: the one literal the configuration, the CLI's
+ * help and the README's table are checked against (test/unit/config.test.ts).
+ */
+export const DEFAULTS = Object.freeze({
+  CALC_GATEWAY_PORT: 8000,
+  CALC_DRAIN_GRACE_MS: 500,
+  CALC_OUTBOX_MAX: 100_000,
+  CALC_DEADLINE_MS: 1000,
+  CALC_AUTH_FAILURES_PER_MIN: 20,
+  CALC_MAX_CONNECTIONS: 800,
+  CALC_KEEPALIVE_TIMEOUT_MS: 5000,
+  CALC_HEADERS_TIMEOUT_MS: 10_000,
+  CALC_RESULT_TTL_S: 86_400,
+  CALC_LEASE_MS: 30_000,
+  CALC_EVAL_QUEUED_BUDGET_MS: 30_000,
+  CALC_MAX_DELIVERIES: 5,
+  CALC_DRAIN_CONCURRENCY: 256,
+  CALC_BREAKER_FAILURES: 3,
+  CALC_BREAKER_HALF_OPEN_MS: 2000,
+  CALC_GRPC_MAX_MESSAGE_BYTES: 4 * 1024 * 1024,
+  CALC_EVAL_MAX_INFLIGHT: 64,
+  CALC_WEBHOOK_ATTEMPTS: 8,
+  CALC_WEBHOOK_RETRY_MS: 1000,
+  CALC_WEBHOOK_TIMEOUT_MS: 5000,
+  CALC_EVENTS_HEARTBEAT_MS: 15_000,
+  CALC_EVENTS_POLL_MS: 250,
+  CALC_EVENTS_MAX_STREAMS: 1000,
+  CALC_REDIS_MIN_REPLICAS: 0,
+  CALC_QUEUE_PARTITIONS: 1,
+  CALC_OUTBOX: 'on',
+  CALC_GRPC_CLIENT: 'stream',
+  CALC_GATEWAY_HOST: '127.0.0.1',
+  CALC_SERVICE_HOST: '0.0.0.0',
+  LOG_LEVEL: 'info',
+  CALC_REDIS_MASTER: 'mymaster',
+  /** Where the CLI's client commands find the gateway (CALC_GATEWAY_URL, --gateway). */
+  CALC_GATEWAY_URL: 'http://127.0.0.1:8000',
+} as const);
+
 export interface Config {
   readonly gateway: { readonly host: string; readonly port: number };
   /** `host:port` replicas of each service, as the gateway and the evaluator see them. */
@@ -124,61 +164,61 @@ export function loadConfig(env: Env): Config {
   const dataDir = env.CALC_DATA_DIR || defaultDataDir(env);
   return deepFreeze({
     gateway: {
-      host: env.CALC_GATEWAY_HOST || '127.0.0.1',
-      port: int(env, 'CALC_GATEWAY_PORT', 8000, 0, 65535),
+      host: env.CALC_GATEWAY_HOST || DEFAULTS.CALC_GATEWAY_HOST,
+      port: int(env, 'CALC_GATEWAY_PORT', 0, 65535),
     },
     targets,
     service: {
-      host: env.CALC_SERVICE_HOST || '0.0.0.0',
-      port: env.CALC_SERVICE_PORT ? int(env, 'CALC_SERVICE_PORT', 0, 0, 65535) : undefined,
-      drainGraceMs: int(env, 'CALC_DRAIN_GRACE_MS', 500, 0, 60_000),
-      metricsPort: env.CALC_METRICS_PORT ? int(env, 'CALC_METRICS_PORT', 0, -1, 65535) : undefined,
+      host: env.CALC_SERVICE_HOST || DEFAULTS.CALC_SERVICE_HOST,
+      port: optionalInt(env, 'CALC_SERVICE_PORT', 0, 65535),
+      drainGraceMs: int(env, 'CALC_DRAIN_GRACE_MS', 0, 60_000),
+      metricsPort: optionalInt(env, 'CALC_METRICS_PORT', -1, 65535),
     },
     redisUrl: env.CALC_REDIS_URL || undefined,
     redis: redisSettings(env),
     outbox: {
-      enabled: oneOf(env, 'CALC_OUTBOX', ['on', 'off'] as const, 'on') === 'on',
-      max: int(env, 'CALC_OUTBOX_MAX', 100_000, 1, 100_000_000),
+      enabled: oneOf(env, 'CALC_OUTBOX', ['on', 'off'] as const) === 'on',
+      max: int(env, 'CALC_OUTBOX_MAX', 1, 100_000_000),
     },
     dataDir,
     controlSocket: env.CALC_CONTROL_SOCKET || join(dataDir, 'up.sock'),
-    deadlineMs: int(env, 'CALC_DEADLINE_MS', 1000, 1, 600_000),
+    deadlineMs: int(env, 'CALC_DEADLINE_MS', 1, 600_000),
     apiKeys: parseApiKeys(env.CALC_API_KEYS, 'CALC_API_KEYS'),
-    authFailuresPerMin: int(env, 'CALC_AUTH_FAILURES_PER_MIN', 20, 1, 1_000_000),
+    authFailuresPerMin: int(env, 'CALC_AUTH_FAILURES_PER_MIN', 1, 1_000_000),
     http: {
       // Below the common `ulimit -n 1024`, leaving room for the queue, gRPC and log descriptors.
-      maxConnections: int(env, 'CALC_MAX_CONNECTIONS', 800, 1, 1_000_000),
-      keepAliveTimeoutMs: int(env, 'CALC_KEEPALIVE_TIMEOUT_MS', 5000, 100, 600_000),
-      headersTimeoutMs: int(env, 'CALC_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+      maxConnections: int(env, 'CALC_MAX_CONNECTIONS', 1, 1_000_000),
+      keepAliveTimeoutMs: int(env, 'CALC_KEEPALIVE_TIMEOUT_MS', 100, 600_000),
+      headersTimeoutMs: int(env, 'CALC_HEADERS_TIMEOUT_MS', 100, 600_000),
     },
-    resultTtlS: int(env, 'CALC_RESULT_TTL_S', 86_400, 1, 365 * 86_400),
-    leaseMs: int(env, 'CALC_LEASE_MS', 30_000, 100, 3_600_000),
-    evalQueuedBudgetMs: int(env, 'CALC_EVAL_QUEUED_BUDGET_MS', 30_000, 100, 3_600_000),
-    maxDeliveries: int(env, 'CALC_MAX_DELIVERIES', 5, 1, 1000),
-    drainConcurrency: int(env, 'CALC_DRAIN_CONCURRENCY', 256, 1, 10_000),
+    resultTtlS: int(env, 'CALC_RESULT_TTL_S', 1, 365 * 86_400),
+    leaseMs: int(env, 'CALC_LEASE_MS', 100, 3_600_000),
+    evalQueuedBudgetMs: int(env, 'CALC_EVAL_QUEUED_BUDGET_MS', 100, 3_600_000),
+    maxDeliveries: int(env, 'CALC_MAX_DELIVERIES', 1, 1000),
+    drainConcurrency: int(env, 'CALC_DRAIN_CONCURRENCY', 1, 10_000),
     breaker: {
-      failureThreshold: int(env, 'CALC_BREAKER_FAILURES', 3, 1, 1000),
-      halfOpenAfterMs: int(env, 'CALC_BREAKER_HALF_OPEN_MS', 2000, 10, 600_000),
+      failureThreshold: int(env, 'CALC_BREAKER_FAILURES', 1, 1000),
+      halfOpenAfterMs: int(env, 'CALC_BREAKER_HALF_OPEN_MS', 10, 600_000),
     },
-    rateLimit: env.CALC_RATE_LIMIT ? int(env, 'CALC_RATE_LIMIT', 0, 1, 10_000_000) : undefined,
-    logLevel: env.LOG_LEVEL || 'info',
-    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const, 'stream'),
-    grpcMaxMessageBytes: int(env, 'CALC_GRPC_MAX_MESSAGE_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    evalMaxInflight: int(env, 'CALC_EVAL_MAX_INFLIGHT', 64, 1, 100_000),
+    rateLimit: optionalInt(env, 'CALC_RATE_LIMIT', 1, 10_000_000),
+    logLevel: env.LOG_LEVEL || DEFAULTS.LOG_LEVEL,
+    grpcClient: oneOf(env, 'CALC_GRPC_CLIENT', ['h2', 'grpc-js', 'stream'] as const),
+    grpcMaxMessageBytes: int(env, 'CALC_GRPC_MAX_MESSAGE_BYTES', 1024, 1024 * 1024 * 1024),
+    evalMaxInflight: int(env, 'CALC_EVAL_MAX_INFLIGHT', 1, 100_000),
     relay: parseOps(env.CALC_RELAY, 'CALC_RELAY'),
     tls: { certFile: env.CALC_TLS_CERT || undefined, keyFile: env.CALC_TLS_KEY || undefined, caFile: env.CALC_TLS_CA || undefined },
     adminKeys: parseAdminKeys(env.CALC_ADMIN_KEYS),
     webhooks: {
       secret: env.CALC_WEBHOOK_SECRET || undefined,
       allow: parseAllow(env.CALC_WEBHOOK_ALLOW),
-      maxAttempts: int(env, 'CALC_WEBHOOK_ATTEMPTS', 8, 1, 100),
-      retryMs: int(env, 'CALC_WEBHOOK_RETRY_MS', 1000, 10, 600_000),
-      timeoutMs: int(env, 'CALC_WEBHOOK_TIMEOUT_MS', 5000, 100, 60_000),
+      maxAttempts: int(env, 'CALC_WEBHOOK_ATTEMPTS', 1, 100),
+      retryMs: int(env, 'CALC_WEBHOOK_RETRY_MS', 10, 600_000),
+      timeoutMs: int(env, 'CALC_WEBHOOK_TIMEOUT_MS', 100, 60_000),
     },
     events: {
-      heartbeatMs: int(env, 'CALC_EVENTS_HEARTBEAT_MS', 15_000, 100, 600_000),
-      pollMs: int(env, 'CALC_EVENTS_POLL_MS', 250, 10, 10_000),
-      maxStreams: int(env, 'CALC_EVENTS_MAX_STREAMS', 1000, 1, 100_000),
+      heartbeatMs: int(env, 'CALC_EVENTS_HEARTBEAT_MS', 100, 600_000),
+      pollMs: int(env, 'CALC_EVENTS_POLL_MS', 10, 10_000),
+      maxStreams: int(env, 'CALC_EVENTS_MAX_STREAMS', 1, 100_000),
     },
     tracing: { endpoint: tracingEndpoint(env) },
   });
@@ -193,6 +233,25 @@ export function defaultDataDir(env: Env): string {
   const state = env.XDG_STATE_HOME;
   if (state && isAbsolute(state)) return join(state, 'calcmesh');
   return join(env.HOME || homedir(), '.local', 'state', 'calcmesh');
+}
+
+/** What the CLI's client commands take from the environment; their flags win over it. */
+export interface ClientSettings {
+  readonly gatewayUrl: string;
+  readonly apiKey: string | undefined;
+  /** The operator key of `calcmesh dlq` (CALC_ADMIN_KEY), else the client key. */
+  readonly adminKey: string | undefined;
+  /** Colours on a terminal, unless NO_COLOR is set (no-color.org). */
+  readonly colour: boolean;
+}
+
+export function loadClientSettings(env: Env): ClientSettings {
+  return Object.freeze({
+    gatewayUrl: env.CALC_GATEWAY_URL || DEFAULTS.CALC_GATEWAY_URL,
+    apiKey: env.CALC_API_KEY || undefined,
+    adminKey: env.CALC_ADMIN_KEY || undefined,
+    colour: !env.NO_COLOR,
+  });
 }
 
 export function parseTargets(raw: string, name: string): string[] {
@@ -211,11 +270,11 @@ function redisSettings(env: Env): RedisSettings | undefined {
   const set = TOPOLOGY_VARIABLES.filter((name) => env[name]);
   if (set.length > 1) throw invalidArgument(`set only one of ${set.join(' and ')}: each names a different Redis topology`);
   const common = {
-    master: env.CALC_REDIS_MASTER || 'mymaster',
+    master: env.CALC_REDIS_MASTER || DEFAULTS.CALC_REDIS_MASTER,
     ...(env.CALC_REDIS_PASSWORD ? { password: env.CALC_REDIS_PASSWORD } : {}),
     ...(env.CALC_REDIS_SENTINEL_PASSWORD ? { sentinelPassword: env.CALC_REDIS_SENTINEL_PASSWORD } : {}),
-    minReplicas: int(env, 'CALC_REDIS_MIN_REPLICAS', 0, 0, 100),
-    partitions: int(env, 'CALC_QUEUE_PARTITIONS', 1, 1, 1024),
+    minReplicas: int(env, 'CALC_REDIS_MIN_REPLICAS', 0, 100),
+    partitions: int(env, 'CALC_QUEUE_PARTITIONS', 1, 1024),
   };
   if (env.CALC_REDIS_URL) return { topology: 'standalone', url: env.CALC_REDIS_URL, ...common };
   if (env.CALC_REDIS_SENTINELS) return { topology: 'sentinel', sentinels: parseTargets(env.CALC_REDIS_SENTINELS, 'CALC_REDIS_SENTINELS'), ...common };
@@ -282,9 +341,21 @@ function tracingEndpoint(env: Env): string | undefined {
   return endpoint;
 }
 
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+type IntName = { [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends number ? K : never }[keyof typeof DEFAULTS];
+
+function int(env: Env, name: IntName, min: number, max: number): number {
   const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined || raw === '') return DEFAULTS[name];
+  return wholeNumber(raw, name, min, max);
+}
+
+/** A whole-number setting without a default: undefined when unset. */
+function optionalInt(env: Env, name: string, min: number, max: number): number | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : wholeNumber(raw, name, min, max);
+}
+
+function wholeNumber(raw: string, name: string, min: number, max: number): number {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
     throw invalidArgument(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
@@ -292,9 +363,9 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return value;
 }
 
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+function oneOf<T extends string>(env: Env, name: 'CALC_OUTBOX' | 'CALC_GRPC_CLIENT', allowed: readonly T[]): T {
   const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined || raw === '') return DEFAULTS[name] as T;
   if (!(allowed as readonly string[]).includes(raw)) throw invalidArgument(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
   return raw as T;
 }

@@ -23,6 +23,8 @@ import { isUpstreamUnavailable, UpstreamUnavailableError } from './errors.js';
 import { createHealthProbe, type ReplicaHealth } from './health.js';
 import { createH2TargetClient, type H2Tls } from './h2-client.js';
 import { createStreamTargetClient, type StreamTargetClient } from './stream-client.js';
+import { DEFAULTS } from '../shared/config.js';
+
 
 export interface ReplicaStatus {
   readonly target: string;
@@ -148,8 +150,8 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
       stopWatch: undefined,
       stopLink: undefined,
       breaker: new CircuitBreaker({
-        failureThreshold: options.failureThreshold ?? 3,
-        halfOpenAfterMs: options.halfOpenAfterMs ?? 2000,
+        failureThreshold: options.failureThreshold ?? DEFAULTS.CALC_BREAKER_FAILURES,
+        halfOpenAfterMs: options.halfOpenAfterMs ?? DEFAULTS.CALC_BREAKER_HALF_OPEN_MS,
         // A replica without a health service is tried with a real call (gRFC A17).
         probe: async () => {
           replica.health = await probe.check('', 500);

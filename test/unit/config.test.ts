@@ -1,6 +1,8 @@
-import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../../src/shared/config.js';
+import { buildProgram } from '../../src/cli/main.js';
+import { DEFAULTS, loadClientSettings, loadConfig } from '../../src/shared/config.js';
 
 test('when nothing is set, then the defaults are those of the contract', () => {
   const config = loadConfig({});
@@ -57,4 +59,39 @@ test('when XDG_STATE_HOME is set (absolute), then the default data dir is under 
   assert.equal(loadConfig({ XDG_STATE_HOME: '/var/state', HOME: '/home/ann' }).dataDir, '/var/state/calcmesh');
   assert.equal(loadConfig({ XDG_STATE_HOME: 'relative', HOME: '/home/ann' }).dataDir, '/home/ann/.local/state/calcmesh', 'a relative one is ignored, per the spec');
   assert.equal(loadConfig({ CALC_DATA_DIR: '/srv/q', HOME: '/home/ann' }).dataDir, '/srv/q');
+});
+
+describe('one literal of defaults', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const rows = readme.split('\n').filter((line) => line.startsWith('| `'));
+
+  it('when a variable is unset, then loadConfig takes its default from DEFAULTS', () => {
+    const config = loadConfig({});
+    assert.equal(config.deadlineMs, DEFAULTS.CALC_DEADLINE_MS);
+    assert.equal(config.gateway.port, DEFAULTS.CALC_GATEWAY_PORT);
+    assert.equal(config.leaseMs, DEFAULTS.CALC_LEASE_MS);
+    assert.equal(config.breaker.halfOpenAfterMs, DEFAULTS.CALC_BREAKER_HALF_OPEN_MS);
+    assert.equal(config.grpcClient, DEFAULTS.CALC_GRPC_CLIENT);
+    assert.equal(config.logLevel, DEFAULTS.LOG_LEVEL);
+  });
+
+  it("when the README's configuration table names a variable with a default, then it states that default", () => {
+    const wrong = Object.entries(DEFAULTS).filter(([name, value]) =>
+      !rows.some((row) => row.split('|')[1]!.includes(`\`${name}\``) && row.split('|')[2]!.includes(String(value))));
+    assert.deepEqual(wrong, []);
+  });
+
+  it('when the CLI prints its help, then the defaults it names are the literal\'s', () => {
+    const program = buildProgram();
+    const help = (name: string) => program.commands.find((c) => c.name() === name)!.helpInformation();
+    assert.match(help('gateway'), new RegExp(`default ${DEFAULTS.CALC_GATEWAY_PORT}\\b`));
+    assert.match(help('gateway'), new RegExp(`default ${DEFAULTS.CALC_DEADLINE_MS.toString()}\\b`));
+    assert.ok(help('service').includes(`default ${DEFAULTS.CALC_SERVICE_HOST}`));
+  });
+
+  it('when the CLI reads its client settings, then flags aside they come from the environment once, with the gateway default', () => {
+    assert.deepEqual(loadClientSettings({}), { gatewayUrl: DEFAULTS.CALC_GATEWAY_URL, apiKey: undefined, adminKey: undefined, colour: true });
+    assert.deepEqual(loadClientSettings({ CALC_GATEWAY_URL: 'http://gw:1', CALC_API_KEY: 'k', CALC_ADMIN_KEY: 'a', NO_COLOR: '1' }),
+      { gatewayUrl: 'http://gw:1', apiKey: 'k', adminKey: 'a', colour: false });
+  });
 });
