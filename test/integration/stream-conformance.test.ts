@@ -69,6 +69,16 @@ describe('the Stream path against a peer that serves it badly', () => {
     });
   }
 
+  test('when the result is 0, then it is answered 0 (a Reply carries field 2 even for 0)', async () => {
+    setModes(peer, 'ok');
+    const client = createStreamTargetClient(peer.target);
+    try {
+      assert.equal(await outcome(client, -3), 0);
+    } finally {
+      client.close();
+    }
+  });
+
   test('when the peer streams a 1 GiB Reply, then the client stops reading after a few windows', async () => {
     setModes(peer, 'oversized');
     const before = peer.bytesSent();
