@@ -8,6 +8,14 @@
  *    passed as DEADLINE_EXCEEDED and tells the service to drop it (a `cancel` message);
  *    an AbortSignal cancels a call the same way;
  *  - status: a reply's gRPC status and calcmesh code are mapped by fromGrpcError, as unary;
+ *  - a defensive peer: a Reply over `maxMessageBytes` (RESOURCE_EXHAUSTED), a message that is
+ *    not a Reply, a Reply for an id never sent or answered twice, a non-gRPC content-type, a
+ *    non-200 HTTP status (h2-status.ts) or a reset (as grpc-js maps its code), a stream ending
+ *    without trailers or with an error status: each ends the stream, and its unanswered calls
+ *    fail as that status says — an error answer (UPSTREAM_ERROR), not unavailability, unless the
+ *    status is one (503, REFUSED_STREAM, a dropped connection, a stream ended OK or UNAVAILABLE
+ *    with calls unanswered). Only an availability failure reports the link down. A Reply with
+ *    code 0 and no result field answers nothing: that call fails as a malformed answer;
  *  - backpressure: at most `maxInFlight` calls are written and unanswered per stream; further
  *    calls wait (at most `maxWaiting`, then UNAVAILABLE at once) and so does everything while
  *    the stream's write buffer is full;
@@ -15,8 +23,8 @@
  *    stream may still answer what it has; when a stream ends, is reset or its peer vanishes
  *    (PING keepalive), every call it left unanswered fails UNAVAILABLE (computations are pure,
  *    so the pool may try them elsewhere) and the stream is dialled again;
- *  - a peer that answers UNIMPLEMENTED for `Stream` (a foreign service) is called unary from
- *    then on, through the node:http2 unary client;
+ *  - a peer that answers UNIMPLEMENTED (or HTTP 404) for `Stream` (a foreign service) is called
+ *    unary from then on, through the node:http2 unary client;
  *  - liveness (`watchLink`): the watched stream is dialled at once and kept open, so its state is
  *    the replica's: `up` when the peer accepted it, `down` when the last open one broke; while
  *    down it is dialled again every LIVENESS_DIAL_MS, so a replica that comes back is seen
@@ -27,9 +35,10 @@ import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
 import { ERROR_CODE_KEY } from '../domain/wire.js';
 import type { CallOptions, TargetClient } from './client.js';
-import { fromGrpcError, UpstreamUnavailableError } from './errors.js';
+import { fromGrpcError, UNAVAILABLE_STATUSES, UpstreamUnavailableError } from './errors.js';
 import { createH2TargetClient, type H2Tls } from './h2-client.js';
-import { decodeReply, FrameReader, frameCall } from './stream-codec.js';
+import { fromHttpStatus, fromRstCode, type WireStatus } from './h2-status.js';
+import { decodeReply, FrameReader, frameCall, FramingError } from './stream-codec.js';
 
 export interface StreamClientOptions {
   readonly tls?: H2Tls | undefined;
@@ -115,7 +124,40 @@ interface Link {
   ended: boolean;
   /** The peer accepted the stream (HTTP 200, gRPC, no status yet). */
   up: boolean;
+  httpStatus: number | undefined;
+  /** The stream emitted an error: a CANCEL that follows is the connection's, not ours. */
+  dropped: boolean;
+  /** Calls withdrawn after they were written: a late Reply may still come for each, once. */
+  orphans: number;
 }
+
+/** A peer broke the Stream protocol: the stream ends with this status. */
+class PeerViolation extends Error {
+  constructor(readonly code: GrpcStatus, message: string) {
+    super(message);
+  }
+}
+
+const isGrpcContentType = (value: unknown) => typeof value === 'string' && /^application\/grpc(\+proto)?(;|$)/i.test(value);
+
+/** A status code as sent by a peer: anything outside gRPC's codes is UNKNOWN. */
+const wireCode = (raw: unknown): GrpcStatus => {
+  const code = Number(raw);
+  return Number.isInteger(code) && code >= 0 && code <= 16 ? code : GrpcStatus.UNKNOWN;
+};
+
+/** grpc-message is percent-encoded; a peer that got it wrong must not crash the caller. */
+const percentDecoded = (raw: unknown): string => {
+  const text = typeof raw === 'string' ? raw : '';
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+};
+
+/** Sessions that failed (reset, not HTTP/2, protocol error): their streams ended because the connection did. */
+const brokenSessions = new WeakSet<ClientHttp2Session>();
 
 /** The calls of one service (Calculator or Evaluator) to this target. */
 interface Channel {
@@ -178,6 +220,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
       if (session === created) session = undefined;
     };
     created.on('error', () => {
+      brokenSessions.add(created);
       failedAt = Date.now();
       forget();
     });
@@ -230,11 +273,15 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     channel.onLink?.('up');
   };
 
-  /** After a stream ended: down when none of the channel's streams is open any more; a watched one is dialled again. */
-  const afterEnd = (channel: Channel) => {
+  /**
+   * After a stream ended: none of the channel's streams open any more is reported down when the
+   * replica did not answer (`availability`); one that answered with an error is alive (its calls
+   * fail as error answers, as unary). A watched stream is dialled again.
+   */
+  const afterEnd = (channel: Channel, availability: boolean) => {
     if (channel.live && ![...channel.links].some((l) => l.up)) {
       channel.live = false;
-      channel.onLink?.('down');
+      if (availability) channel.onLink?.('down');
     }
     if (!channel.current) scheduleDial(channel);
   };
@@ -258,20 +305,28 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     channel.dialTimer.unref();
   };
 
-  /** The stream ended, was reset or lost its connection: whatever it did not answer fails, and it is dialled again. */
-  const breakLink = (channel: Channel, link: Link, details: string) => {
+  /**
+   * The stream ended, was reset or lost its connection: whatever it did not answer fails with
+   * `status` (UNAVAILABLE: may be tried elsewhere; any other: an error answer), and it is dialled again.
+   */
+  const breakLink = (channel: Channel, link: Link, status: WireStatus) => {
     if (link.ended) return;
     link.ended = true;
+    const wasCurrent = channel.current === link;
     channel.links.delete(link);
-    if (channel.current === link) channel.current = undefined;
+    if (wasCurrent) channel.current = undefined;
     if (!link.stream.destroyed) link.stream.close(http2.constants.NGHTTP2_CANCEL);
+    const availability = UNAVAILABLE_STATUSES.has(status.code);
     if (link.calls.size > 0) {
-      const error = unavailable(`${details}`);
+      const error = grpcError(status.code, status.details, undefined, target);
       for (const pending of [...link.calls.values()]) fail(pending, error);
     }
-    // A stream refused or ended as soon as it opened (a service shutting down) is not dialled in a loop.
-    if (Date.now() - link.openedAt < RECONNECT_PAUSE_MS) failedAt = Date.now();
-    else if (!closed && !channel.unary && Date.now() - failedAt >= RECONNECT_PAUSE_MS) {
+    // A stream that failed as soon as it opened is not dialled again at once (a service shutting
+    // down, or a peer that fails every stream): a watch dials it every LIVENESS_DIAL_MS, calls
+    // dial it. Only when it was unavailable do calls fail at once for a moment instead.
+    if (Date.now() - link.openedAt < RECONNECT_PAUSE_MS) {
+      if (availability && wasCurrent) failedAt = Date.now();
+    } else if (!closed && !channel.unary && Date.now() - failedAt >= RECONNECT_PAUSE_MS) {
       try {
         channel.current = openLink(channel);
       } catch {
@@ -279,7 +334,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
       }
     }
     pump(channel);
-    afterEnd(channel);
+    afterEnd(channel, availability);
   };
 
   const goUnary = (channel: Channel, link: Link) => {
@@ -312,38 +367,74 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
       'user-agent': USER_AGENT,
     });
     streamsOpened++;
-    const link: Link = { stream, session: used, calls: new Map(), openedAt: Date.now(), blocked: false, ended: false, up: false };
+    const link: Link = { stream, session: used, calls: new Map(), openedAt: Date.now(), blocked: false, ended: false, up: false, httpStatus: undefined, dropped: false, orphans: 0 };
     channel.links.add(link);
     const reader = new FrameReader(maxMessageBytes);
+    const onReply = (message: Buffer) => {
+      if (link.ended) return;
+      let reply;
+      try {
+        reply = decodeReply(message);
+      } catch (error) {
+        throw new PeerViolation(GrpcStatus.INTERNAL, `Reply parsing error: ${(error as Error).message}`);
+      }
+      const pending = link.calls.get(reply.id);
+      if (!pending) {
+        // A late answer to a call withdrawn meanwhile; any other is a Reply to nothing (endless, or twice).
+        if (link.orphans === 0) throw new PeerViolation(GrpcStatus.INTERNAL, `Reply for call id ${reply.id}, which is not in flight`);
+        link.orphans--;
+        return;
+      }
+      settle(pending);
+      if (reply.code !== GrpcStatus.OK) pending.reject(grpcError(wireCode(reply.code), reply.message, reply.errorCode || undefined, target));
+      else if (reply.hasResult) pending.resolve(reply.result);
+      else pending.reject(grpcError(GrpcStatus.INTERNAL, 'Reply with neither a result nor an error status', undefined, target));
+    };
     stream.on('response', (headers) => {
-      if (headers[':status'] !== 200) return breakLink(channel, link, `HTTP status ${headers[':status']}`);
+      link.httpStatus = Number(headers[':status']);
+      if (link.httpStatus !== 200) {
+        const mapped = fromHttpStatus(link.httpStatus);
+        return mapped.code === GrpcStatus.UNIMPLEMENTED ? goUnary(channel, link) : breakLink(channel, link, mapped);
+      }
+      if (!isGrpcContentType(headers['content-type'])) {
+        return breakLink(channel, link, { code: GrpcStatus.UNKNOWN, details: `unexpected content-type ${JSON.stringify(String(headers['content-type']).slice(0, 64))}` });
+      }
       const status = headers['grpc-status'];
       if (status === undefined) return markUp(channel, link); // the stream is open
-      if (Number(status) === GrpcStatus.UNIMPLEMENTED) return goUnary(channel, link);
-      breakLink(channel, link, `stream refused: ${GrpcStatus[Number(status)] ?? status} ${headers['grpc-message'] ?? ''}`);
+      if (wireCode(status) === GrpcStatus.UNIMPLEMENTED) return goUnary(channel, link);
+      breakLink(channel, link, { code: wireCode(status), details: `stream refused: ${percentDecoded(headers['grpc-message'])}` });
     });
     stream.on('data', (chunk: Buffer) => {
+      if (link.ended) return;
       try {
-        reader.push(chunk, (message) => {
-          const reply = decodeReply(message);
-          const pending = link.calls.get(reply.id);
-          if (!pending) return; // cancelled or timed out meanwhile
-          settle(pending);
-          if (reply.code === GrpcStatus.OK) pending.resolve(reply.result);
-          else pending.reject(grpcError(reply.code, reply.message, reply.errorCode || undefined, target));
-        });
+        reader.push(chunk, onReply);
       } catch (error) {
-        return breakLink(channel, link, `bad reply: ${(error as Error).message}`);
+        const code = error instanceof PeerViolation ? error.code : error instanceof FramingError && /exceeds/.test(error.message) ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.INTERNAL;
+        return breakLink(channel, link, { code, details: (error as Error).message });
       }
       if (channel.waiting.length > 0) pump(channel);
     });
     stream.on('trailers', (headers) => {
-      const status = Number(headers['grpc-status']);
+      const raw = headers['grpc-status'];
+      const status = raw === undefined ? GrpcStatus.UNKNOWN : wireCode(raw);
       if (status === GrpcStatus.UNIMPLEMENTED && link.calls.size > 0) return goUnary(channel, link);
-      breakLink(channel, link, `stream ended (${GrpcStatus[status] ?? headers['grpc-status']}: ${headers['grpc-message'] ?? ''})`);
+      const details = raw === undefined ? 'No status information received' : `stream ended: ${GrpcStatus[status]} ${percentDecoded(headers['grpc-message'])}`;
+      // Ended OK with calls in flight: they were not answered (the peer stopped), so they may go elsewhere.
+      breakLink(channel, link, { code: status === GrpcStatus.OK ? GrpcStatus.UNAVAILABLE : status, details });
     });
-    stream.on('error', (error) => breakLink(channel, link, error.message));
-    stream.on('close', () => breakLink(channel, link, `stream closed (code ${stream.rstCode})`));
+    // The peer's half ended with no trailers (they come first): our half is still open, so no 'close' would tell.
+    // An aborted one (its connection went) is judged by 'close', which follows.
+    stream.on('end', () => {
+      if (stream.aborted || used.destroyed || brokenSessions.has(used)) return;
+      breakLink(channel, link, fromRstCode(http2.constants.NGHTTP2_NO_ERROR, link.httpStatus, false));
+    });
+    stream.on('error', () => (link.dropped = true)); // 'close' follows with the stream's code
+    stream.on('close', () => {
+      if (link.ended) return;
+      // A connection that failed or went away under the stream lost the replica, not the calls.
+      if (brokenSessions.has(used) || used.destroyed) return breakLink(channel, link, { code: GrpcStatus.UNAVAILABLE, details: 'Connection dropped' });
+      breakLink(channel, link, fromRstCode(stream.rstCode ?? 0, link.httpStatus, link.dropped));
+    });
     stream.on('drain', () => {
       link.blocked = false;
       pump(channel);
@@ -382,7 +473,10 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
 
   const cancelOnWire = (pending: Pending) => {
     const link = pending.link;
-    if (link && !link.ended && !link.stream.destroyed) link.stream.write(frameCall({ id: pending.id, cancel: true }));
+    if (link && !link.ended && !link.stream.destroyed) {
+      link.orphans++;
+      link.stream.write(frameCall({ id: pending.id, cancel: true }));
+    }
   };
 
   const sweep = () => {
@@ -502,7 +596,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
         channel.onLink = undefined;
         clearTimeout(channel.dialTimer);
         for (const pending of channel.waiting.splice(0)) fail(pending, unavailable(`client closed`));
-        for (const link of [...channel.links]) breakLink(channel, link, 'client closed');
+        for (const link of [...channel.links]) breakLink(channel, link, { code: GrpcStatus.UNAVAILABLE, details: 'client closed' });
       }
       session?.close();
       session = undefined;

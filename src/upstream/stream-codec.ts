@@ -29,6 +29,11 @@ export interface StreamReply {
   message: string;
 }
 
+/** A decoded Reply, and whether field 2 was on the wire (a Reply with code 0 and no result answers nothing). */
+export interface DecodedReply extends StreamReply {
+  hasResult: boolean;
+}
+
 const VARINT = 0;
 const I64 = 1;
 const LEN = 2;
@@ -75,6 +80,13 @@ class FrameWriter {
     return this;
   }
 
+  /** A double written even when it is 0 (a field with presence). */
+  explicitDouble(field: number, value: number): this {
+    this.parts.push([field, I64, value]);
+    this.size += 9;
+    return this;
+  }
+
   string(field: number, value: string): this {
     if (value.length > 0) {
       const bytes = Buffer.byteLength(value, 'utf8');
@@ -118,9 +130,11 @@ export function frameCall(call: Partial<StreamCall> & { id: number }): Buffer {
 }
 
 export function frameReply(reply: Partial<StreamReply> & { id: number }): Buffer {
-  return new FrameWriter()
-    .varint(1, reply.id)
-    .double(2, reply.result ?? 0)
+  const writer = new FrameWriter().varint(1, reply.id);
+  // An answer carries its result even when it is 0 (explicit presence): a Reply with neither a
+  // result nor a status is refused by the caller as malformed, not read as 0.
+  if (!reply.code) writer.explicitDouble(2, reply.result ?? 0);
+  return writer
     .varint(3, reply.code ?? 0)
     .string(4, reply.errorCode ?? '')
     .string(5, reply.message ?? '')
@@ -191,13 +205,16 @@ export function decodeCall(message: Buffer): StreamCall {
   return call;
 }
 
-export function decodeReply(message: Buffer): StreamReply {
-  const reply: StreamReply = { id: 0, result: 0, code: 0, errorCode: '', message: '' };
+export function decodeReply(message: Buffer): DecodedReply {
+  const reply: DecodedReply = { id: 0, result: 0, code: 0, errorCode: '', message: '', hasResult: false };
   eachField(message, (field, wireType, value, end) => {
     if (wireType === VARINT) {
       if (field === 1) reply.id = value;
       else if (field === 3) reply.code = value;
-    } else if (wireType === I64 && field === 2) reply.result = value;
+    } else if (wireType === I64 && field === 2) {
+      reply.result = value;
+      reply.hasResult = true;
+    }
     else if (wireType === LEN) {
       if (field === 4) reply.errorCode = message.toString('utf8', value, end);
       else if (field === 5) reply.message = message.toString('utf8', value, end);

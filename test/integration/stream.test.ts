@@ -13,6 +13,7 @@ import { buildArithmeticServer } from '../../src/services/arithmetic/server.js';
 import { buildEvaluatorServer } from '../../src/services/evaluator/server.js';
 import type { ServiceHost } from '../../src/services/grpc-host.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { CalcError } from '../../src/shared/errors.js';
 import { loadProto } from '../../src/shared/proto.js';
 import { ARITHMETIC_OPS, type ArithmeticOp } from '../../src/shared/operations.js';
 import { createH2TargetClient, createUpstreams, isUpstreamUnavailable, type TargetClient, type Upstreams } from '../../src/upstream/index.js';
@@ -217,7 +218,7 @@ describe('the Stream rpc', () => {
     }
   });
 
-  test('when a peer sends a reply larger than the receive limit, then the calls fail UNAVAILABLE without the client buffering it', async () => {
+  test('when a peer sends a reply larger than the receive limit, then the calls fail as an error answer (RESOURCE_EXHAUSTED, as unary) without the client buffering it', async () => {
     const server = http2.createServer();
     let sent = 0;
     server.on('stream', (stream) => {
@@ -236,8 +237,8 @@ describe('the Stream rpc', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const client = track(createStreamTargetClient(`127.0.0.1:${(server.address() as { port: number }).port}`, { maxMessageBytes: 1024 * 1024 }));
     try {
-      await assert.rejects(client.arithmetic('add', 1, 2, soon()), (error: Error & { grpcCode?: number }) =>
-        isUpstreamUnavailable(error) && error.grpcCode === 14 && /exceeds the limit/.test(error.message));
+      await assert.rejects(client.arithmetic('add', 1, 2, soon()), (error: CalcError) =>
+        error instanceof CalcError && error.code === 'UPSTREAM_ERROR' && /RESOURCE_EXHAUSTED.*exceeds the limit/.test(error.message));
     } finally {
       client.close();
       await new Promise((resolve) => server.close(resolve));

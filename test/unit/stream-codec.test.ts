@@ -10,8 +10,11 @@ test('when a Call and a Reply are framed and decoded, then every field comes bac
   assert.deepEqual(back, call);
   assert.ok(Object.is(back.num1, -0));
   const reply = { id: 7, result: 3.5, code: 9, errorCode: 'DOMAIN_ERROR', message: 'division by zero' };
-  assert.deepEqual(decodeReply(frameReply(reply).subarray(5)), reply);
-  assert.deepEqual(decodeReply(frameReply({ id: 1 }).subarray(5)), { id: 1, result: 0, code: 0, errorCode: '', message: '' });
+  assert.deepEqual(decodeReply(frameReply(reply).subarray(5)), { ...reply, result: 0, hasResult: false }, 'an error Reply carries no result');
+  const answer = { id: 7, result: 3.5, code: 0, errorCode: '', message: '' };
+  assert.deepEqual(decodeReply(frameReply(answer).subarray(5)), { ...answer, hasResult: true });
+  assert.deepEqual(decodeReply(frameReply({ id: 1 }).subarray(5)), { id: 1, result: 0, code: 0, errorCode: '', message: '', hasResult: true }, 'a result of 0 is on the wire');
+  assert.deepEqual(decodeReply(Buffer.from([0x08, 0x01])), { id: 1, result: 0, code: 0, errorCode: '', message: '', hasResult: false }, 'an id alone answers nothing');
 });
 
 test('when frames arrive split and joined across chunks, then the reader yields each message once, whole', () => {
