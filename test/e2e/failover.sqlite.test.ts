@@ -1,11 +1,16 @@
 /**
  * The same failover on one machine with no Redis: the embedded SQLite queue, shared by the
- * gateway and the service processes through one file.
+ * gateway and the service processes through one file. The whole matrix every backend passes
+ * (failover.matrix.ts), then a larger backlog with a domain error while its service is down.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { http, waitFor } from '../helpers/gateway.js';
+import { failoverMatrix } from './failover.matrix.js';
+
+// Each cluster makes a data directory (and so an embedded queue) of its own.
+failoverMatrix('embedded SQLite queue', () => ({}));
 
 let cluster: Cluster | undefined;
 after(() => cluster?.close());
