@@ -35,7 +35,7 @@ export function roleOfCommandLine(argv: readonly string[]): ProbeRole | undefine
   return undefined;
 }
 
-export function roleOfPid1(): ProbeRole | undefined {
+function roleOfPid1(): ProbeRole | undefined {
   try {
     return roleOfCommandLine(readFileSync('/proc/1/cmdline', 'utf8').split('\0').filter(Boolean));
   } catch {
@@ -55,7 +55,7 @@ export function parseProbeRole(role: string | undefined, op: string | undefined)
   return { role, op };
 }
 
-export async function probeGateway(url: string, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
+async function probeGateway(url: string, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
   try {
     const response = await fetch(new URL('/readyz', url), { signal: AbortSignal.timeout(timeoutMs) });
     await response.body?.cancel();
@@ -66,7 +66,7 @@ export async function probeGateway(url: string, timeoutMs: number): Promise<{ ok
 }
 
 /** One grpc.health.v1 Check of the whole server (service ''). */
-export function checkHealth(target: string, creds: ChannelCredentials, timeoutMs: number): Promise<'SERVING' | 'NOT_SERVING' | 'UNIMPLEMENTED' | 'UNREACHABLE'> {
+function checkHealth(target: string, creds: ChannelCredentials, timeoutMs: number): Promise<'SERVING' | 'NOT_SERVING' | 'UNIMPLEMENTED' | 'UNREACHABLE'> {
   const client = new HealthClient(target, creds);
   return new Promise((resolve) => {
     (client as unknown as { check: Function }).check({ service: '' }, { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, reply?: { status: string }) => {

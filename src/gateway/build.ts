@@ -6,8 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../shared/config.js';
 import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { compute } from '../domain/compute.js';
-import { evaluateLocally, parseExpression } from '../domain/index.js';
+import { compute, evaluateLocally, parseExpression } from '../domain/index.js';
 import type { DurableQueue } from '../queue/types.js';
 import type { Upstreams } from '../upstream/index.js';
 import { installCallerIdentity, MAX_URL_CHARS, requestIdFrom, uriTooLong } from './caller.js';
@@ -44,7 +43,7 @@ export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pic
 /** Event streams' timing when the config leaves it out (tests): loadConfig's defaults. */
 const EVENT_DEFAULTS = { heartbeatMs: 15_000, pollMs: 250, maxStreams: 1000 };
 
-export const BODY_LIMIT_BYTES = 16 * 1024;
+const BODY_LIMIT_BYTES = 16 * 1024;
 
 /** The HTTP server's limits when the caller gives none (the same as loadConfig's defaults). */
 const DEFAULT_HTTP = { maxConnections: 800, keepAliveTimeoutMs: 5000, headersTimeoutMs: 10_000 };

@@ -90,7 +90,7 @@ export function installCallerIdentity(app: FastifyInstance, options: CallerIdent
   }
 }
 
-export const DEFAULT_AUTH_FAILURES_PER_MIN = 20;
+const DEFAULT_AUTH_FAILURES_PER_MIN = 20;
 
 function presentedKey(request: FastifyRequest): string | undefined {
   const auth = request.headers.authorization;

@@ -30,7 +30,7 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
 }
 
 /** A message from elsewhere (a service's gRPC details, say) is cut to this many bytes before it is sent. */
-export const MAX_MESSAGE_BYTES = 1024;
+const MAX_MESSAGE_BYTES = 1024;
 
 export function sendError(reply: FastifyReply, error: CalcError): FastifyReply {
   if (error.code === 'RATE_LIMITED' && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
@@ -40,7 +40,7 @@ export function sendError(reply: FastifyReply, error: CalcError): FastifyReply {
 }
 
 /** At most `max` UTF-8 bytes, ending in `…` when cut, never splitting a character. */
-export function truncateBytes(text: string, max: number): string {
+function truncateBytes(text: string, max: number): string {
   if (Buffer.byteLength(text) <= max) return text;
   const ellipsis = '…';
   let cut = Buffer.from(text).subarray(0, max - Buffer.byteLength(ellipsis)).toString();

@@ -12,11 +12,11 @@ import { sendError } from './errors.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
-export const methodNotAllowed = (method: string, allow: readonly string[]) =>
+const methodNotAllowed = (method: string, allow: readonly string[]) =>
   new CalcError('METHOD_NOT_ALLOWED', `${method.slice(0, 16)} is not served here; allowed: ${allow.join(', ')}`);
 
 /** The methods some route serves at this path, for a 405 instead of a 404. */
-export function allowedMethods(app: FastifyInstance, path: string): string[] {
+function allowedMethods(app: FastifyInstance, path: string): string[] {
   return METHODS.filter((method) => app.findRoute({ method, url: path }) != null);
 }
 

@@ -1,5 +1,5 @@
 /**
- * Small resilience policies in the shape of cockatiel's (`policy.execute(fn)`, `wrap(a, b)`):
+ * Small resilience policies in the shape of cockatiel's (`policy.execute(fn)`):
  * cockatiel 4 needs Node 22, and calcmesh's breaker is driven by health as well as by calls.
  * Each policy does one thing; `upstream/pool.ts` composes them.
  */
@@ -7,13 +7,6 @@ import type { CircuitBreaker } from './breaker.js';
 
 export interface Policy {
   execute<T>(fn: () => Promise<T>): Promise<T>;
-}
-
-/** The outer policy runs first: `wrap(retry, circuit).execute(fn)` retries calls that each pass the circuit. */
-export function wrap(...policies: Policy[]): Policy {
-  return {
-    execute: <T>(fn: () => Promise<T>) => policies.reduceRight<() => Promise<T>>((next, policy) => () => policy.execute(next), fn)(),
-  };
 }
 
 /** Runs `fn` again (up to `maxAttempts` in all) while `shouldRetry` says the failure may go elsewhere. */

@@ -18,7 +18,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { loadProto } from '../shared/proto.js';
-import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/wire.js';
+import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/index.js';
 import { SpanKind, startRpcSpan, type TraceContext } from '../shared/tracing.js';
 import type { StreamMount } from './stream-host.js';
 
@@ -166,7 +166,7 @@ function codeMetadata(error: CalcError): Metadata {
   return metadata;
 }
 
-export function firstString(metadata: Metadata, key: string): string | undefined {
+function firstString(metadata: Metadata, key: string): string | undefined {
   const value = metadata.get(key)[0];
   return typeof value === 'string' && value.length > 0 ? value : undefined;
 }

@@ -229,7 +229,7 @@ export function loadConfig(env: Env): Config {
  * same for every process of one user, whatever folder it was started from, so that a gateway
  * and a service started apart never use two queues without knowing.
  */
-export function defaultDataDir(env: Env): string {
+function defaultDataDir(env: Env): string {
   const state = env.XDG_STATE_HOME;
   if (state && isAbsolute(state)) return join(state, 'calcmesh');
   return join(env.HOME || homedir(), '.local', 'state', 'calcmesh');
@@ -254,7 +254,7 @@ export function loadClientSettings(env: Env): ClientSettings {
   });
 }
 
-export function parseTargets(raw: string, name: string): string[] {
+function parseTargets(raw: string, name: string): string[] {
   const list = raw.split(',').map((t) => t.trim()).filter(Boolean);
   if (list.length === 0) throw invalidArgument(`${name} lists no host:port`);
   for (const target of list) {

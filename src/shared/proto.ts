@@ -3,7 +3,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 
 /** proto/ sits two levels above both src/shared and dist/shared. */
-export const PROTO_PATH = fileURLToPath(new URL('../../proto/calculator.proto', import.meta.url));
+const PROTO_PATH = fileURLToPath(new URL('../../proto/calculator.proto', import.meta.url));
 
 export const CALCULATOR_SERVICE = 'calculator.Calculator';
 export const EVALUATOR_SERVICE = 'calculator.Evaluator';

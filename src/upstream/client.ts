@@ -5,7 +5,7 @@
  */
 import { Client, credentials, Metadata, status as GrpcStatus, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
-import { REQUEST_ID_KEY } from '../domain/wire.js';
+import { REQUEST_ID_KEY } from '../domain/index.js';
 import type { TraceContext } from '../shared/tracing.js';
 import { decodeResult, DEFAULT_MAX_MESSAGE_BYTES, frameEvaluateRequest, frameOperationRequest } from './codec.js';
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';

@@ -1,6 +1,6 @@
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { CalcError, isErrorCode } from '../shared/errors.js';
-import { ERROR_CODE_KEY } from '../domain/wire.js';
+import { ERROR_CODE_KEY } from '../domain/index.js';
 
 /**
  * The gRPC statuses that mean "the service could not be reached or did not answer in time" and
@@ -52,7 +52,7 @@ const PEER_CODES: ReadonlySet<string> = new Set(['INVALID_ARGUMENT', 'DOMAIN_ERR
 export const MAX_DETAILS_LENGTH = 1024;
 
 /** Whatever a peer put in grpc-message, a caller's error carries a bounded slice of it. */
-export function boundedDetails(details: string | undefined): string {
+function boundedDetails(details: string | undefined): string {
   const text = String(details ?? '');
   return text.length <= MAX_DETAILS_LENGTH ? text : `${text.slice(0, MAX_DETAILS_LENGTH)}… (${text.length - MAX_DETAILS_LENGTH} more characters cut)`;
 }

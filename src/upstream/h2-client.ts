@@ -14,7 +14,7 @@
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type SecureClientSessionOptions } from 'node:http2';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES } from '../shared/operations.js';
-import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/wire.js';
+import { ERROR_CODE_KEY, REQUEST_ID_KEY } from '../domain/index.js';
 import type { CallOptions, TargetClient } from './client.js';
 import { decodeResult, DEFAULT_MAX_MESSAGE_BYTES, frameEvaluateRequest, frameOperationRequest } from './codec.js';
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';

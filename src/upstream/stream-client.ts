@@ -33,7 +33,7 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type SecureClientSessionOptions } from 'node:http2';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { RPC_NAMES, type ArithmeticOp } from '../shared/operations.js';
-import { ERROR_CODE_KEY } from '../domain/wire.js';
+import { ERROR_CODE_KEY } from '../domain/index.js';
 import type { CallOptions, TargetClient } from './client.js';
 import { fromGrpcError, UNAVAILABLE_STATUSES, UpstreamUnavailableError } from './errors.js';
 import { createH2TargetClient, type H2Tls } from './h2-client.js';

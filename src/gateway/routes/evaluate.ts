@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { parseExpression } from '../../domain/parser.js';
+import { parseExpression } from '../../domain/index.js';
 import { callerOf } from '../caller.js';
 import type { createDispatcher } from '../dispatch.js';
 import { errorResponseSchema } from '../errors.js';

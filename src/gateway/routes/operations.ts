@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { invalidArgument } from '../../shared/errors.js';
 import { ARITHMETIC_OPS, isArithmeticOp } from '../../shared/operations.js';
-import { parseOperand } from '../../domain/operands.js';
+import { parseOperand } from '../../domain/index.js';
 import { callerOf } from '../caller.js';
 import type { Answer, createDispatcher, Job } from '../dispatch.js';
 import { errorResponseSchema } from '../errors.js';

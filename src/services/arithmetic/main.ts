@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import { DEFAULT_PORTS, type ArithmeticOp } from '../../shared/operations.js';
 import type { Outcome } from '../../queue/types.js';
 import { buildArithmeticServer } from './server.js';
-import { compute } from '../../domain/compute.js';
+import { compute } from '../../domain/index.js';
 import { runService } from '../run.js';
 import { createServiceMetrics } from '../metrics.js';
 import { grpcCredentials } from '../../shared/tls.js';

@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import { ARITHMETIC_OPS, RPC_NAMES, type ArithmeticOp } from '../../shared/operations.js';
 import { CALCULATOR_SERVICE, loadProto, type OperationRequest, type OperationResponse } from '../../shared/proto.js';
 import { createServiceHost, notHere, unary, type CallObserver, type ServiceHost } from '../grpc-host.js';
-import { compute } from '../../domain/compute.js';
+import { compute } from '../../domain/index.js';
 import { CALCULATOR_STREAM_PATH, createStreamMount, StatusError } from '../stream-host.js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 

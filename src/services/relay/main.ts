@@ -18,7 +18,7 @@ import type { ClaimedTask, Outcome } from '../../queue/types.js';
 import { createUpstreams, isUpstreamUnavailable, withTracing, type Upstreams } from '../../upstream/index.js';
 
 /** Forwards one task; its error (a CalcError) becomes the ticket's, or a retry when it is unavailability. */
-export async function forward(upstreams: Upstreams, op: ServiceOp, task: ClaimedTask, deadlineMs: number, trace?: TraceContext): Promise<Outcome> {
+async function forward(upstreams: Upstreams, op: ServiceOp, task: ClaimedTask, deadlineMs: number, trace?: TraceContext): Promise<Outcome> {
   const options = { deadline: Date.now() + deadlineMs, requestId: task.requestId, ...trace };
   const result = isArithmeticOp(op)
     ? await upstreams.arithmetic(op, task.num1 ?? 0, task.num2 ?? 0, options)
