@@ -6,8 +6,10 @@
  * a result of 0; a message that has bytes but no field 1 is not a result at all (a peer answering
  * another message type, or garbage) and is refused rather than read as 0.
  */
-/** The default receive limit of one message, as grpc-js's (4 MiB). */
-export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+import { DEFAULTS } from '../shared/config.js';
+
+/** The default receive limit of one message, as grpc-js's (4 MiB): CALC_GRPC_MAX_MESSAGE_BYTES's default. */
+export const DEFAULT_MAX_MESSAGE_BYTES = DEFAULTS.CALC_GRPC_MAX_MESSAGE_BYTES;
 
 const DOUBLE_1 = (1 << 3) | 1; // field 1, wire type 1 (64-bit)
 const DOUBLE_2 = (2 << 3) | 1;

@@ -37,6 +37,7 @@ import { ERROR_CODE_KEY } from '../domain/index.js';
 import type { CallOptions, TargetClient } from './client.js';
 import { fromGrpcError, UNAVAILABLE_STATUSES, UpstreamUnavailableError } from './errors.js';
 import { createH2TargetClient, type H2Tls } from './h2-client.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './codec.js';
 import { fromHttpStatus, fromRstCode, type WireStatus } from './h2-status.js';
 import { decodeReply, FrameReader, frameCall, FramingError } from './stream-codec.js';
 
@@ -85,7 +86,6 @@ export interface StreamTargetClient extends TargetClient {
   stats(): StreamClientStats;
 }
 
-export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const USER_AGENT = 'calcmesh-stream/1';
 const RECONNECT_PAUSE_MS = 100;
 /** How often a watched stream that is down is dialled again: a refused connect on a LAN costs ~0.1 ms. */
