@@ -1,6 +1,8 @@
 /**
- * Configuration, read once at the edge. `loadConfig(env)` is the only place in calcmesh that
- * knows the names of environment variables; everything else takes the frozen object it returns.
+ * Configuration, read once at the edge. This file is the only place in calcmesh that knows the
+ * names of environment variables: `loadConfig(env)` for the servers, `loadClientSettings(env)` for
+ * the CLI's client commands; everything else takes the frozen objects they return. (With tracing
+ * on, the OpenTelemetry SDK also reads its own standard OTEL_* variables: see shared/tracing.ts.)
  */
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';

@@ -1,6 +1,8 @@
 /**
  * The public error table. Every failure that crosses a process boundary is one of these codes;
- * callers branch on `code`, never on `message`. HTTP and gRPC statuses live here and nowhere else.
+ * callers branch on `code`, never on `message`. The HTTP and gRPC status of each code live here and
+ * nowhere else (how a peer's HTTP/2 answer maps to a gRPC status is the transport's own table,
+ * upstream/h2-status.ts). Tickets carry codes of this table too, never UNAVAILABLE.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 
