@@ -183,6 +183,26 @@ test('when a replica serves no health service (a foreign one) and its circuit is
   }
 });
 
+test("when an operation's queue is stalled (nothing claims its tasks), then its card says so in words and is not plain up", async () => {
+  const stalled = async (route: Route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    body.services.multiply.queue = { ...(body.services.multiply.queue ?? { depth: 0, inFlight: 0, oldestAgeMs: 0, deadLetters: 0 }), depth: 7, oldestAgeMs: 95_000, stalled: true,
+      stallReason: '7 task(s) waiting, the oldest 95 s old, and no consumer has claimed for 95 s: is its service running, and on the same queue (CALC_DATA_DIR or CALC_REDIS_URL)?' };
+    await route.fulfill({ response, json: body });
+  };
+  await page.route('**/v1/status', stalled);
+  try {
+    await expectText(page.getByTestId('service-state-multiply'), /queue not draining/);
+    await expectText(page.getByTestId('queue-stall-multiply'), /Not draining: 7 task\(s\) waiting.*same queue/);
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-stalled.png` });
+  } finally {
+    await page.unroute('**/v1/status', stalled);
+  }
+  await page.getByTestId('queue-stall-multiply').waitFor({ state: 'hidden' });
+  await expectText(page.getByTestId('service-state-multiply'), /^up$/);
+});
+
 test('when the page is 375 px wide, then nothing overflows sideways and every control has a label', async () => {
   await page.setViewportSize({ width: 375, height: 800 });
   const width = await page.evaluate<number>('document.scrollingElement.scrollWidth');

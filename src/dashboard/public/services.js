@@ -34,6 +34,8 @@ function createCard(op) {
   const age = el('dd', { 'data-testid': `queue-age-${op}` }, '–');
   const inFlight = el('span', { class: 'count', 'data-testid': `queue-inflight-${op}` }, '–');
   const dead = el('span', { class: 'count', 'data-testid': `queue-dead-${op}` }, '–');
+  // A queue nobody drains (its service runs on another queue, or not at all): said in words.
+  const stall = el('p', { class: 'svc-stall', role: 'status', 'data-testid': `queue-stall-${op}`, hidden: '' });
   const history = [];
   const spark = createSparkline(HISTORY, (samples) => {
     const known = samples.filter((v) => typeof v === 'number');
@@ -51,6 +53,7 @@ function createCard(op) {
         el('div', {}, el('dt', {}, 'queued'), depth),
         el('div', {}, el('dt', {}, 'oldest'), age)),
       el('div', { class: 'spark-wrap' }, spark.element, el('span', { class: 'spark-caption muted', 'aria-hidden': 'true' }, 'last 60 s'))),
+    stall,
     el('p', { class: 'svc-foot muted' }, inFlight, ' in flight · ', dead, ' dead letters'),
   );
 
@@ -70,9 +73,11 @@ function createCard(op) {
       // (hung: it takes connections and never answers) is not up, whatever its health stream says.
       const serving = list.filter(isAnswering).length;
       const hung = list.filter((r) => reportsServing(r) && r.breaker === 'open').length;
-      const tone = list.length === 0 ? 'neutral' : serving === 0 ? 'down' : serving < list.length ? 'warn' : 'up';
+      const stalled = service?.queue?.stalled === true;
+      const tone = list.length === 0 ? 'neutral' : serving === 0 ? 'down' : serving < list.length || stalled ? 'warn' : 'up';
       const text = list.length === 0 ? 'unknown'
         : serving === 0 ? (hung > 0 ? 'not answering — requests queued' : 'down — requests queued')
+        : stalled ? 'up — queue not draining'
         : serving < list.length ? `up ${serving}/${list.length}` : 'up';
       setBadge(state, tone, text);
       element.dataset.state = tone;
@@ -90,6 +95,8 @@ function createCard(op) {
       inFlight.textContent = queue ? String(queue.inFlight) : 'n/a';
       dead.textContent = queue ? String(queue.deadLetters) : 'n/a';
       dead.classList.toggle('bad', Boolean(queue && queue.deadLetters > 0));
+      stall.hidden = !stalled;
+      stall.textContent = stalled ? `Not draining: ${queue.stallReason ?? 'tasks wait longer than a lease and nothing claims them'}` : '';
       push(queue ? queue.depth : null);
     },
     stale() {
