@@ -24,6 +24,12 @@ export interface ConsumerOptions {
   readonly leaseMs: number;
   /** Tasks handled at once (config drainConcurrency). */
   readonly concurrency?: number;
+  /**
+   * Tasks asked for per claim (default: a quarter of `concurrency`). Below the concurrency, the
+   * next claim is on its way while earlier batches are computed and completed: Redis and this
+   * process work at the same time instead of taking turns.
+   */
+  readonly claimMax?: number;
   /** How long one claim waits for work; bounds how late a stop or a reclaim is noticed. */
   readonly blockMs?: number;
   /** Errors meaning "try again later" (an upstream service down); others fail the task. */
@@ -58,6 +64,7 @@ export function startConsumer(options: ConsumerOptions): Consumer {
     backoffMaxMs: options.backoffMaxMs ?? DEFAULTS.backoffMaxMs,
     stopTimeoutMs: options.stopTimeoutMs ?? DEFAULTS.stopTimeoutMs,
   };
+  const claimMax = Math.max(1, Math.min(options.claimMax ?? Math.ceil(o.concurrency / 4), o.concurrency));
   const now = options.now ?? Date.now;
   const retryable = (error: unknown) => {
     try {
@@ -103,7 +110,7 @@ export function startConsumer(options: ConsumerOptions): Consumer {
   async function claimLoop(): Promise<void> {
     let failures = 0;
     while (!stopping.signal.aborted) {
-      const free = o.concurrency - inFlight;
+      const free = Math.min(o.concurrency - inFlight, claimMax);
       if (free <= 0) {
         await changed.wait(stopping.signal);
         continue;
