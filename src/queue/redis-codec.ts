@@ -212,8 +212,13 @@ export function claimedTask(
   counter: number,
   consumer: string,
 ): ClaimedTask {
-  const task = JSON.parse(json) as NewTask;
-  return { ...task, enqueuedAt: Number(enqueuedAt), deliveries, retries, receipt: `${entryId}|${counter}|${consumer}` };
+  // The parsed object becomes the claimed task (no copy: a drain claims tens of thousands a second).
+  const task = JSON.parse(json) as NewTask & { -readonly [K in 'enqueuedAt' | 'deliveries' | 'retries' | 'receipt']?: ClaimedTask[K] };
+  task.enqueuedAt = Number(enqueuedAt);
+  task.deliveries = deliveries;
+  task.retries = retries;
+  task.receipt = `${entryId}|${counter}|${consumer}`;
+  return task as ClaimedTask;
 }
 
 export function parseReceipt(receipt: string): { entryId: string; counter: string; consumer: string } {

@@ -153,8 +153,7 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
     );
     const tasks: ClaimedTask[] = [];
     for (let i = 1; i + 5 < reply.length; i += 6) {
-      const [id, json, at, deliveries, retries, counter] = reply.slice(i, i + 6);
-      tasks.push(claimedTask(String(id), String(json), String(at), Number(deliveries), Number(retries), Number(counter), consumer));
+      tasks.push(claimedTask(String(reply[i]), String(reply[i + 1]), String(reply[i + 2]), Number(reply[i + 3]), Number(reply[i + 4]), Number(reply[i + 5]), consumer));
     }
     return { tasks, nextDueMs: Number(reply[0]) };
   }
@@ -345,8 +344,8 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
         let argv = byPartition.get(p);
         if (!argv) byPartition.set(p, (argv = [L.group(op), L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now())]));
         const { entryId } = parseReceipt(task.receipt);
-        if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result), '', '');
-        else argv.push(entryId, task.id, 'failed', '', outcome.error.code, outcome.error.message);
+        if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result));
+        else argv.push(entryId, task.id, 'failed', outcome.error.code, outcome.error.message);
       }
       await run(() => Promise.all([...byPartition].map(([p, argv]) => confirm(() => writes.calcComplete(L.stream(op, p), L.webhooks(op, p), ...argv)))), writer);
     },

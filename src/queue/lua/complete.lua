@@ -13,7 +13,8 @@ ARGV[2]  ticket key prefix   (calcmesh:ticket:)
 ARGV[3]  pending list prefix (calcmesh:pending:)
 ARGV[4]  result TTL, seconds
 ARGV[5]  completedAt, ms since the epoch
-ARGV[6…] six per completion: entry id, ticket id, 'done'|'failed', result, error code, error message
+ARGV[6…] per completion: entry id, ticket id, then 'done', result (four in all) or 'failed', error code,
+         error message (five): a done outcome, the common one, sends no empty fields
 
 Returns: how many tickets took their outcome now (duplicates excluded).
 ]]
@@ -21,15 +22,16 @@ local prefix, ttl, completedAt = ARGV[2], ARGV[4], ARGV[5]
 local completed = 0
 local entries = {}
 local pendingIds, pendingKeys = {}, {}
-for i = 6, #ARGV, 6 do
-  local id = ARGV[i + 1]
+local i = 6
+while i <= #ARGV do
+  local id, done = ARGV[i + 1], ARGV[i + 2] == 'done'
   local key = prefix .. id
   local h = redis.call('HMGET', key, 'status', 'client', 'callback')
   if h[1] == 'queued' then
-    if ARGV[i + 2] == 'done' then
+    if done then
       redis.call('HSET', key, 'status', 'done', 'result', ARGV[i + 3], 'completedAt', completedAt)
     else
-      redis.call('HSET', key, 'status', 'failed', 'errorCode', ARGV[i + 4], 'errorMessage', ARGV[i + 5],
+      redis.call('HSET', key, 'status', 'failed', 'errorCode', ARGV[i + 3], 'errorMessage', ARGV[i + 4],
         'completedAt', completedAt)
     end
     redis.call('EXPIRE', key, ttl)
@@ -49,6 +51,7 @@ for i = 6, #ARGV, 6 do
     completed = completed + 1
   end
   entries[#entries + 1] = ARGV[i]
+  i = i + (done and 4 or 5)
 end
 for _, pending in ipairs(pendingKeys) do
   redis.call('RPUSH', pending, unpack(pendingIds[pending]))
