@@ -3,7 +3,7 @@
  * is the add service's compute), a private redis-server with AOF everysec, and Redis's own
  * accounting (INFO commandstats, INFO cpu) per drained task. Not a benchmark case (the service
  * is not a process of its own): a profile to read beside `npm run bench -- --cases drain-redis`.
- *   node --import tsx bench/drain-profile.ts [tasks] [concurrency] [file.cpuprofile of the drain | ''] [claimMax]
+ *   node --import tsx bench/drain-profile.ts [tasks] [concurrency] [file.cpuprofile of the drain]
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -17,7 +17,6 @@ import { startRedis } from '../test/helpers/redis-server.js';
 const tasks = Number(process.argv[2] ?? 100_000);
 const concurrency = Number(process.argv[3] ?? 256);
 const profileFile = process.argv[4] || undefined;
-const claimMax = process.argv[5] ? Number(process.argv[5]) : undefined;
 
 const redis = await startRedis({ appendonly: true, appendfsync: 'everysec' });
 const admin = new Redis(redis.url);
@@ -44,7 +43,7 @@ try {
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const consumer = startConsumer({
-    queue, operation: 'add', consumer: 'profile', leaseMs: 30_000, concurrency, claimMax,
+    queue, operation: 'add', consumer: 'profile', leaseMs: 30_000, concurrency,
     handler: (task) => ({ ok: true, result: compute('add', task.num1 ?? NaN, task.num2 ?? NaN) }),
     logger: createLogger('profile', 'warn'),
   });
@@ -54,7 +53,7 @@ try {
   const redisUs = (await redisCpu()) - redisBefore;
   if (session) writeFileSync(profileFile!, JSON.stringify((await session.post('Profiler.stop')).profile));
   await consumer.stop();
-  console.log(`${tasks} tasks in ${ms.toFixed(0)} ms: ${Math.round(tasks / (ms / 1000))} tasks/s, concurrency ${concurrency}, claims of ${claimMax ?? 'default'}`);
+  console.log(`${tasks} tasks in ${ms.toFixed(0)} ms: ${Math.round(tasks / (ms / 1000))} tasks/s, concurrency ${concurrency}`);
   console.log(`consumer CPU ${((cpu.user + cpu.system) / tasks).toFixed(1)} µs/task, Redis CPU ${(redisUs / tasks).toFixed(1)} µs/task`);
   const stats = await admin.info('commandstats');
   for (const line of stats.split('\n')) {

@@ -24,12 +24,6 @@ export interface ConsumerOptions {
   readonly leaseMs: number;
   /** Tasks handled at once (config drainConcurrency). */
   readonly concurrency?: number;
-  /**
-   * Tasks asked for per claim (default: a quarter of `concurrency`). Below the concurrency, the
-   * next claim is on its way while earlier batches are computed and completed: Redis and this
-   * process work at the same time instead of taking turns.
-   */
-  readonly claimMax?: number;
   /** How long one claim waits for work; bounds how late a stop or a reclaim is noticed. */
   readonly blockMs?: number;
   /** Errors meaning "try again later" (an upstream service down); others fail the task. */
@@ -64,7 +58,6 @@ export function startConsumer(options: ConsumerOptions): Consumer {
     backoffMaxMs: options.backoffMaxMs ?? DEFAULTS.backoffMaxMs,
     stopTimeoutMs: options.stopTimeoutMs ?? DEFAULTS.stopTimeoutMs,
   };
-  const claimMax = Math.max(1, Math.min(options.claimMax ?? Math.ceil(o.concurrency / 4), o.concurrency));
   const now = options.now ?? Date.now;
   const retryable = (error: unknown) => {
     try {
@@ -110,7 +103,10 @@ export function startConsumer(options: ConsumerOptions): Consumer {
   async function claimLoop(): Promise<void> {
     let failures = 0;
     while (!stopping.signal.aborted) {
-      const free = Math.min(o.concurrency - inFlight, claimMax);
+      // One claim for every free slot: measured, claims of a quarter of the slots (the next claim
+      // on its way while earlier batches complete) drained slower than whole batches (27–30k
+      // tasks/s against 30–43k): each claim has a fixed cost in Redis, and Redis is the bottleneck.
+      const free = o.concurrency - inFlight;
       if (free <= 0) {
         await changed.wait(stopping.signal);
         continue;
