@@ -200,6 +200,29 @@ export function taskJson(task: NewTask): string {
 }
 
 /**
+ * A claimed task from its entry, or undefined when the task JSON is not an object with a string
+ * id or the enqueue time is not a number (a foreign writer, a corrupted restore): the claim then
+ * dead-letters it.
+ */
+export function decodedTask(
+  entryId: string,
+  json: string,
+  enqueuedAt: string,
+  deliveries: number,
+  retries: number,
+  counter: number,
+  consumer: string,
+): ClaimedTask | undefined {
+  let task: ClaimedTask;
+  try {
+    task = claimedTask(entryId, json, enqueuedAt, deliveries, retries, counter, consumer);
+  } catch {
+    return undefined;
+  }
+  return task !== null && typeof task === 'object' && typeof task.id === 'string' && Number.isFinite(task.enqueuedAt) ? task : undefined;
+}
+
+/**
  * The receipt names the entry, the group's delivery counter and the consumer: retryLater acts
  * only while that exact delivery is still this consumer's.
  */
