@@ -106,6 +106,9 @@ export function startConsumer(options: ConsumerOptions): Consumer {
   async function claimLoop(): Promise<void> {
     let failures = 0;
     while (!stopping.signal.aborted) {
+      // One claim for every free slot: measured, claims of a quarter of the slots (the next claim
+      // on its way while earlier batches complete) drained slower than whole batches (27–30k
+      // tasks/s against 30–43k): each claim has a fixed cost in Redis, and Redis is the bottleneck.
       const free = o.concurrency - inFlight;
       if (free <= 0) {
         await changed.wait(stopping.signal);

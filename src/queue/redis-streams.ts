@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
-import { claimedTask, entryFields, keyLayout, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
+import { decodedTask, entryFields, keyLayout, parseReceipt, taskJson, ticketFields, ticketFromFlat } from './redis-codec.js';
 import { replicaAcknowledgement } from './redis-wait.js';
 import { DEAD_LETTER_CODE, closedError, deadLetterCap, toUnavailable } from './errors.js';
 import { redisDeadLetters } from './redis-dead-letters.js';
@@ -143,20 +143,30 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
     return connection;
   }
 
-  /** claim.lua: due retries back in, expired leases reclaimed or dead-lettered, new entries read. */
+  /**
+   * claim.lua: due retries back in, expired leases reclaimed or dead-lettered, new entries read.
+   * The task JSON of a new entry is decoded here only: an entry that does not decode goes back
+   * to claim.lua at once, which dead-letters it and claims in its place.
+   */
   async function claimNow(op: ServiceOp, p: number, consumer: string, max: number, leaseMs: number) {
-    const reply = await scripts.calcClaim(
-      L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p), L.webhooks(op, p),
-      L.group(op), consumer, String(leaseMs), String(max), String(options.maxDeliveries),
-      L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
-      deadLetters,
-    );
     const tasks: ClaimedTask[] = [];
-    for (let i = 1; i + 5 < reply.length; i += 6) {
-      const [id, json, at, deliveries, retries, counter] = reply.slice(i, i + 6);
-      tasks.push(claimedTask(String(id), String(json), String(at), Number(deliveries), Number(retries), Number(counter), consumer));
+    let undecodable: string[] = [];
+    for (;;) {
+      const reply = await scripts.calcClaim(
+        L.stream(op, p), L.dead(op, p), L.delayed(op, p), L.lastClaim(op, p), L.webhooks(op, p),
+        L.group(op), consumer, String(leaseMs), String(max - tasks.length), String(options.maxDeliveries),
+        L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now()), DEAD_LETTER_CODE,
+        deadLetters, ...undecodable,
+      );
+      undecodable = [];
+      for (let i = 1; i + 5 < reply.length; i += 6) {
+        const entryId = String(reply[i]);
+        const task = decodedTask(entryId, String(reply[i + 1]), String(reply[i + 2]), Number(reply[i + 3]), Number(reply[i + 4]), Number(reply[i + 5]), consumer);
+        if (task) tasks.push(task);
+        else undecodable.push(entryId);
+      }
+      if (undecodable.length === 0) return { tasks, nextDueMs: Number(reply[0]) };
     }
-    return { tasks, nextDueMs: Number(reply[0]) };
   }
 
   /**
@@ -221,11 +231,9 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
       const tasks: ClaimedTask[] = [];
       for (const [id, flat] of reply?.[0]?.[1] ?? []) {
         const f = entryFields(flat);
-        try {
-          tasks.push(claimedTask(id, f.t!, f.at!, Number(f.b ?? 0) + 1, Number(f.r ?? 0), 1, consumer));
-        } catch {
-          // Left pending: once its lease is over claim.lua dead-letters it; it never fails this claim.
-        }
+        const task = decodedTask(id, f.t ?? '', f.at ?? '', Number(f.b ?? 0) + 1, Number(f.r ?? 0), 1, consumer);
+        // Left pending otherwise: once its lease is over claim.lua dead-letters it; it never fails this claim.
+        if (task) tasks.push(task);
       }
       return tasks;
     } catch (error) {
@@ -345,8 +353,8 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
         let argv = byPartition.get(p);
         if (!argv) byPartition.set(p, (argv = [L.group(op), L.ticketPrefix(op, p), L.pendingPrefix(op, p), String(options.resultTtlS), String(now())]));
         const { entryId } = parseReceipt(task.receipt);
-        if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result), '', '');
-        else argv.push(entryId, task.id, 'failed', '', outcome.error.code, outcome.error.message);
+        if (outcome.ok) argv.push(entryId, task.id, 'done', String(outcome.result));
+        else argv.push(entryId, task.id, 'failed', outcome.error.code, outcome.error.message);
       }
       await run(() => Promise.all([...byPartition].map(([p, argv]) => confirm(() => writes.calcComplete(L.stream(op, p), L.webhooks(op, p), ...argv)))), writer);
     },

@@ -103,6 +103,31 @@ test('when Redis has lost the stream and its group, then pruning is skipped and 
   }
 });
 
+test('when stream entries hold JSON that is not a task (no object, no string id), then each is dead-lettered in the same claim that returns the good ones', async () => {
+  await admin.flushall();
+  const queue = openQueue();
+  try {
+    const garbage = ['[1,2]', '"text"', '{"id":5}', 'null'];
+    const bad = garbage.map(() => newTask('add'));
+    for (const [i, task] of bad.entries()) {
+      await admin.hset(`calcmesh:ticket:${task.id}`, 'id', task.id, 'client', 'alice', 'status', 'queued', 'operation', 'add', 'createdAt', String(Date.now()));
+      await admin.xadd(keys.stream('add'), '*', 'id', task.id, 't', garbage[i]!, 'at', String(Date.now()));
+    }
+    const good = [newTask('add'), newTask('add')];
+    for (const task of good) await queue.enqueue(task);
+    const claimed = await queue.claim('add', 'c1', 3, { leaseMs: 60_000, blockMs: 0 });
+    assert.deepEqual(claimed.map((t) => t.id), good.map((t) => t.id));
+    for (const task of bad) {
+      const ticket = await queue.getTicket('alice', task.id);
+      assert.deepEqual([ticket?.status, ticket?.error?.code], ['failed', 'DEAD_LETTER'], task.id);
+    }
+    assert.equal((await queue.stats(['add'])).add?.deadLetters, garbage.length);
+    assert.equal((await queue.stats(['add'])).add?.depth, 2, 'only the two claimed entries are left in the stream');
+  } finally {
+    await queue.close();
+  }
+});
+
 test('when a stream entry holds a task that cannot be decoded, then it is dead-lettered and the claims of its operation keep working', async () => {
   await admin.flushall();
   const queue = openQueue();

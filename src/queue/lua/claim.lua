@@ -7,7 +7,9 @@ when this finds nothing, is the caller's second step on its own connection).
      stream and their ticket fails (pending for its client, like any completion).
   3. New entries fill the rest (XREADGROUP >, which never blocks inside a script).
 An entry whose task JSON cannot be decoded is dead-lettered as it is met, so that it never
-fails the claims of its operation. Every call records its time as the op's last claim.
+fails the claims of its operation: new entries are decoded by the caller (one JSON parse per
+task, not two), which names the ones it could not decode in its next call (ARGV[12…]); those
+still held by this consumer are dead-lettered first. Reclaimed entries are checked here. Every call records its time as the op's last claim.
 Deliveries of an entry = its field `b` (deliveries before a retryLater re-added it) + the
 group's delivery counter. The dead-letter reason repeats deadLetterReason() of errors.ts.
 
@@ -21,6 +23,7 @@ ARGV[4]  max entries           ARGV[5]  maxDeliveries      ARGV[6]  ticket key p
 ARGV[7]  pending list prefix   ARGV[8]  result TTL, s      ARGV[9]  completedAt, ms
 ARGV[10] error code for a dead-lettered ticket
 ARGV[11] dead letters kept, the newest (trimmed exactly: one entry per dead letter, cheap)
+ARGV[12…] entries of this consumer's last claim whose task JSON the caller could not decode
 
 Returns: { ms until the next delayed task is due (-1: none),
            then six per claimed entry: entry id, task JSON, enqueuedAt, deliveries, retries,
@@ -71,6 +74,21 @@ local function decodable(f)
 end
 local UNDECODABLE = 'the stored task cannot be decoded'
 
+for i = 12, #ARGV do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', stream, group, id, id, 1)
+  if #p == 1 and p[1][2] == consumer then
+    local found = redis.call('XRANGE', stream, id, id)
+    if #found == 1 then
+      local f = fields(found[1][2])
+      deadLetter(id, f, tonumber(f.b or '0') + tonumber(p[1][4]), UNDECODABLE)
+    else
+      redis.call('XACK', stream, group, id)
+    end
+  end
+end
+if max <= 0 then return { -1 } end
+
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, max)) do
   local d = cjson.decode(member)
   redis.call('XADD', stream, '*', 'id', d.id, 't', d.t, 'at', d.at, 'b', d.b, 'r', d.r)
@@ -104,7 +122,8 @@ if want > 0 then
   if read then
     for _, entry in ipairs(read[1][2]) do
       local f = fields(entry[2])
-      if decodable(f) then
+      -- Its JSON is the caller's to decode (see the header); the rest is checked here.
+      if type(f.t) == 'string' and tonumber(f.at) ~= nil then
         local n = #out
         out[n + 1], out[n + 2], out[n + 3] = entry[1], f.t, f.at
         out[n + 4], out[n + 5], out[n + 6] = tonumber(f.b or '0') + 1, f.r or '0', 1
