@@ -1,6 +1,6 @@
 /** The machine, and the table: printed as text on the console and as Markdown for docs/benchmarks.md. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 
 export interface Row {
@@ -133,10 +133,16 @@ export function renderMarkdown(report: Report): string {
     '## Notes',
     '',
     ...report.notes.map((n) => `- ${n}`),
-    '',
-    ...(existsSync(PROFILE_NOTES) ? [readFileSync(PROFILE_NOTES, 'utf8')] : []),
   ].join('\n');
 }
 
-/** The hand-made profile summary (bench/profile-notes.md), kept across runs of the benchmark. */
-const PROFILE_NOTES = new URL('./profile-notes.md', import.meta.url);
+const GENERATED = /<!-- bench:begin[^>]*-->[\s\S]*?<!-- bench:end -->/;
+
+/**
+ * The document with this run's part replaced: what `npm run bench` measures sits between two
+ * markers; the hand-written sections around it (profiles, one-off measurements) are kept.
+ */
+export function withGenerated(previous: string, report: Report): string {
+  const part = `<!-- bench:begin (written by npm run bench; edit outside these markers) -->\n${renderMarkdown(report)}\n<!-- bench:end -->`;
+  return GENERATED.test(previous) ? previous.replace(GENERATED, () => part) : `${part}\n${previous ? `\n${previous}` : ''}`;
+}

@@ -3,7 +3,7 @@
  * the ceiling of this machine (a bare node:http server), written to docs/benchmarks.md.
  * Needs the compiled CLI (`npm run bench` builds first), wrk (or autocannon) and redis-server.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bareCase, directCase, drainCase, evaluateCase, queuedCase, type CaseSettings } from './cases.js';
@@ -11,7 +11,7 @@ import { loadTool, preferAutocannon } from './load.js';
 import { FLAT_TOLERANCE_MB, memoryCase, type MemoryResult } from './memory.js';
 import { recoveryCase, type RecoveryResult } from './recovery.js';
 import { cleanupAll, installCleanupHandlers, isAborting, tempDir } from './procs.js';
-import { fmtRatio, machineInfo, renderMarkdown, renderText, type Ratio, type Report, type Row, type Target } from './report.js';
+import { fmtRatio, machineInfo, renderText, withGenerated, type Ratio, type Report, type Row, type Target } from './report.js';
 import { SERVER_LOG_LEVEL } from './system.js';
 
 const CASES = ['bare', 'direct', 'direct-grpc-js', 'direct-stream', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'evaluate-stream', 'recovery', 'memory'] as const;
@@ -219,7 +219,8 @@ const report: Report = {
 
 console.log(`\n${renderText(report)}`);
 if (outFile) {
-  writeFileSync(resolve(outFile), renderMarkdown(report));
+  const path = resolve(outFile);
+  writeFileSync(path, withGenerated(existsSync(path) ? readFileSync(path, 'utf8') : '', report));
   log(`\nbench: wrote ${outFile}`);
 }
 process.exit(failed ? 1 : 0);
