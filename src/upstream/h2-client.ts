@@ -20,6 +20,8 @@ import { decodeResult, DEFAULT_MAX_MESSAGE_BYTES, frameEvaluateRequest, frameOpe
 import { fromGrpcError, UpstreamUnavailableError } from './errors.js';
 import { fromHttpStatus, fromRstCode } from './h2-status.js';
 import { ResponseReader } from './response-reader.js';
+import { percentDecoded, probe } from './h2-session.js';
+
 
 export interface H2Tls {
   readonly ca?: Buffer | null;
@@ -37,29 +39,7 @@ const KEEPALIVE_TIMEOUT_MS = 5_000;
 /** After a call missed its deadline, a quicker PING tells a dead connection from a slow peer. */
 const SUSPECT_TIMEOUT_MS = 1_000;
 
-/** grpc-message is percent-encoded; a peer that got it wrong must not crash the caller. */
-function percentDecoded(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
 
-/** Destroys the session unless it answers a PING within `timeoutMs`; its streams then fail and the next call dials anew. */
-function probe(session: ClientHttp2Session, timeoutMs: number): void {
-  if (session.closed || session.destroyed) return;
-  const timer = setTimeout(() => session.destroy(new Error(`no PING answer in ${timeoutMs} ms`)), timeoutMs);
-  timer.unref();
-  try {
-    session.ping((error) => {
-      clearTimeout(timer);
-      if (error) session.destroy(error);
-    });
-  } catch {
-    clearTimeout(timer); // a PING already outstanding, or the session is closing
-  }
-}
 
 export interface H2ClientOptions {
   /** The largest response message accepted (CALC_GRPC_MAX_MESSAGE_BYTES); a larger one is RESOURCE_EXHAUSTED. */

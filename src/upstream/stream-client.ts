@@ -39,7 +39,8 @@ import { fromGrpcError, UNAVAILABLE_STATUSES, UpstreamUnavailableError } from '.
 import { createH2TargetClient, type H2Tls } from './h2-client.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './codec.js';
 import { fromHttpStatus, fromRstCode, type WireStatus } from './h2-status.js';
-import { decodeReply, FrameReader, frameCall, FramingError } from './stream-codec.js';
+import { decodeReply, FrameReader, frameCall, FramingError } from './stream-codec.js';import { percentDecoded, probe } from './h2-session.js';
+
 
 export interface StreamClientOptions {
   readonly tls?: H2Tls | undefined;
@@ -146,15 +147,6 @@ const wireCode = (raw: unknown): GrpcStatus => {
   return Number.isInteger(code) && code >= 0 && code <= 16 ? code : GrpcStatus.UNKNOWN;
 };
 
-/** grpc-message is percent-encoded; a peer that got it wrong must not crash the caller. */
-const percentDecoded = (raw: unknown): string => {
-  const text = typeof raw === 'string' ? raw : '';
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-};
 
 /** Sessions that failed (reset, not HTTP/2, protocol error): their streams ended because the connection did. */
 const brokenSessions = new WeakSet<ClientHttp2Session>();
@@ -178,20 +170,6 @@ const grpcError = (code: GrpcStatus, details: string, errorCode: string | undefi
   return fromGrpcError({ code, details, metadata, message: details, name: 'ServiceError' } as ServiceError, target);
 };
 
-/** Destroys the session unless it answers a PING in time; its streams then close and their calls fail. */
-function probe(session: ClientHttp2Session, timeoutMs: number): void {
-  if (session.closed || session.destroyed) return;
-  const timer = setTimeout(() => session.destroy(new Error(`no PING answer in ${timeoutMs} ms`)), timeoutMs);
-  timer.unref();
-  try {
-    session.ping((error) => {
-      clearTimeout(timer);
-      if (error) session.destroy(error);
-    });
-  } catch {
-    clearTimeout(timer); // a PING already outstanding, or the session is closing
-  }
-}
 
 export function createStreamTargetClient(target: string, options: StreamClientOptions = {}): StreamTargetClient {
   const tls = options.tls;
