@@ -39,7 +39,8 @@ import { fromGrpcError, UNAVAILABLE_STATUSES, UpstreamUnavailableError } from '.
 import { createH2TargetClient, type H2Tls } from './h2-client.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './codec.js';
 import { fromHttpStatus, fromRstCode, type WireStatus } from './h2-status.js';
-import { decodeReply, FrameReader, frameCall, FramingError } from './stream-codec.js';import { percentDecoded, probe } from './h2-session.js';
+import { decodeReply, FrameReader, frameCall, FramingError } from './stream-codec.js';
+import { percentDecoded, probe } from './h2-session.js';
 
 
 export interface StreamClientOptions {
