@@ -26,6 +26,8 @@ import type { Logger } from '../shared/logger.js';
 import { toUnavailable } from './errors.js';
 import { openJournal, type JournalEntry } from './outbox-journal.js';
 import type { DurableQueue, NewTask, OutboxStats, Ticket } from './types.js';
+import { queuedTicket } from './tickets.js';
+
 
 export interface OutboxOptions {
   /** The directory of the journal file (CALC_DATA_DIR). */
@@ -243,16 +245,3 @@ export function withOutbox(inner: DurableQueue, options: OutboxOptions): Durable
   };
 }
 
-function queuedTicket(task: NewTask, createdAt: number): Ticket {
-  return {
-    id: task.id,
-    client: task.client,
-    status: 'queued',
-    operation: task.operation,
-    ...(task.num1 !== undefined && { num1: task.num1 }),
-    ...(task.num2 !== undefined && { num2: task.num2 }),
-    ...(task.expression !== undefined && { expression: task.expression }),
-    ...(task.callback !== undefined && { callback: task.callback }),
-    createdAt,
-  };
-}

@@ -17,6 +17,8 @@ import { redisDeadLetters } from './redis-dead-letters.js';
 import { redisDelivery } from './redis-delivery.js';
 import { Connection, blockingOptions, connectionOptions, createClient, isNoGroup, type ConnectionSettings, type RedisTarget } from './redis-connection.js';
 import type { ClaimOptions, ClaimedTask, Completion, DurableQueue, NewTask, OperationStats, QueueOptions, Ticket } from './types.js';
+import { queuedTicket } from './tickets.js';
+
 
 export interface RedisQueueOptions extends QueueOptions {
   /** Upper bound of one command (default 1000 ms): how long a hung Redis can hold a caller. */
@@ -253,17 +255,7 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
     ...redisDeadLetters(main.redis, run, SERVICE_OPS, L),
 
     async enqueue(task: NewTask): Promise<Ticket> {
-      const ticket: Ticket = {
-        id: task.id,
-        client: task.client,
-        status: 'queued',
-        operation: task.operation,
-        ...(task.num1 !== undefined && { num1: task.num1 }),
-        ...(task.num2 !== undefined && { num2: task.num2 }),
-        ...(task.expression !== undefined && { expression: task.expression }),
-        ...(task.callback !== undefined && { callback: task.callback }),
-        createdAt: now(),
-      };
+      const ticket = queuedTicket(task, now());
       const p = L.partitionOf(task.id);
       // The history index is sent alongside, without waiting for its reply (no second round
       // trip); the index is a hint: a dangling entry is skipped when listed.
