@@ -52,6 +52,16 @@ const setModes = (peer: RoguePeer, mode: StreamRogueMode | 'garbage-frames') => 
   peer.streamMode = mode === 'garbage-frames' ? 'ok' : mode;
 };
 
+/** A stream client of the peer for one test, closed whatever the test's outcome. */
+async function withClient(peer: RoguePeer, run: (client: ReturnType<typeof createStreamTargetClient>) => Promise<void>): Promise<void> {
+  const client = createStreamTargetClient(peer.target);
+  try {
+    await run(client);
+  } finally {
+    client.close();
+  }
+}
+
 describe('the Stream path against a peer that serves it badly', () => {
   let peer: RoguePeer;
   before(async () => { peer = await startRoguePeer(); });
@@ -60,56 +70,43 @@ describe('the Stream path against a peer that serves it badly', () => {
   for (const [mode, expected, what] of CASES) {
     test(`when the Stream peer plays ${mode}, then the call yields ${expected} (${what})`, async () => {
       setModes(peer, mode);
-      const client = createStreamTargetClient(peer.target);
-      try {
+      await withClient(peer, async (client) => {
         assert.equal(await outcome(client), expected);
-      } finally {
-        client.close();
-      }
+      });
     });
   }
 
   test('when the result is 0, then it is answered 0 (a Reply carries field 2 even for 0)', async () => {
     setModes(peer, 'ok');
-    const client = createStreamTargetClient(peer.target);
-    try {
+    await withClient(peer, async (client) => {
       assert.equal(await outcome(client, -3), 0);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test('when the peer streams a 1 GiB Reply, then the client stops reading after a few windows', async () => {
     setModes(peer, 'oversized');
     const before = peer.bytesSent();
-    const client = createStreamTargetClient(peer.target);
-    try {
+    await withClient(peer, async (client) => {
       assert.equal(await outcome(client), 'UPSTREAM_ERROR');
       // Let the peer write whatever flow control still allows, then count it.
       await new Promise((r) => setTimeout(r, 200));
       assert.ok(peer.bytesSent() - before < 16 * 1024 * 1024, `the peer got ${peer.bytesSent() - before} bytes in`);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test('when the peer sends endless Replies for unknown ids, then the client stops reading them', async () => {
     setModes(peer, 'unknown-ids');
     const before = peer.bytesSent();
-    const client = createStreamTargetClient(peer.target);
-    try {
+    await withClient(peer, async (client) => {
       assert.equal(await outcome(client), 'UPSTREAM_ERROR');
       await new Promise((r) => setTimeout(r, 200));
       assert.ok(peer.bytesSent() - before < 16 * 1024 * 1024, `the peer got ${peer.bytesSent() - before} bytes in`);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test('when a call timed out and its late Reply arrives, then the stream goes on answering', async () => {
     setModes(peer, 'ok');
-    const client = createStreamTargetClient(peer.target);
-    try {
+    await withClient(peer, async (client) => {
       assert.equal(await outcome(client), 5);
       const opened = client.stats().streamsOpened;
       // A call withdrawn before its Reply (the peer answers it anyway, as a real one may in a race).
@@ -119,28 +116,22 @@ describe('the Stream path against a peer that serves it badly', () => {
       await assert.rejects(withdrawn);
       assert.equal(await outcome(client, 10), 13);
       assert.equal(client.stats().streamsOpened, opened, 'the same stream answered');
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test('when the peer sends GOAWAY mid-call each time, then every next call is answered on a new stream', async () => {
     setModes(peer, 'goaway');
-    const client = createStreamTargetClient(peer.target);
-    try {
+    await withClient(peer, async (client) => {
       const results = [];
       for (let i = 0; i < 4; i++) results.push(await outcome(client, i));
       assert.deepEqual(results, [3, 4, 5, 6]);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test('when a watched peer fails every Stream it is dialled, then it is dialled again no faster than every 50 ms', async () => {
     for (const mode of ['http-500', 'wrong-content-type', 'http-503', 'rst-refused'] as const) {
       setModes(peer, mode);
-      const client = createStreamTargetClient(peer.target);
-      try {
+      await withClient(peer, async (client) => {
         const events: string[] = [];
         client.watchLink('calculator', (event) => events.push(event));
         const before = peer.streams();
@@ -150,9 +141,7 @@ describe('the Stream path against a peer that serves it badly', () => {
         const dials = peer.streams() - before;
         assert.ok(dials <= 14, `${mode}: ${dials} dials in ~500 ms`);
         assert.ok(!events.includes('up'), `${mode}: never reported up`);
-      } finally {
-        client.close();
-      }
+      });
     }
   });
 
