@@ -136,7 +136,7 @@ async function watch() {
     for (let pending = pendingTickets(); pending.length > 0; pending = pendingTickets(), turn++) {
       if (push.live()) {
         await sleep(PUSH_CHECK_MS);
-        for (const ticket of pendingTickets()) if (push.live()) await check(ticket, 0, PUSH_GRACE_MS);
+        for (const ticket of pendingTickets()) if (push.live()) await check(ticket, 0);
         continue;
       }
       const first = pending[turn % pending.length];
@@ -153,10 +153,11 @@ async function watch() {
 const pendingTickets = () => [...tickets.values()].filter((t) => t.status === 'queued');
 
 /**
- * Refreshes one ticket; false when the gateway could not tell (unreachable or erroring). With
- * `graceMs`, a completion younger than that is left to the push stream.
+ * Refreshes one ticket; false when the gateway could not tell (unreachable or erroring). While the
+ * push stream is live when the answer arrives (a long poll begun before it opened, say), a
+ * completion younger than PUSH_GRACE_MS is left to the stream.
  */
-async function check(ticket, waitS, graceMs = 0) {
+async function check(ticket, waitS) {
   let reply;
   try {
     reply = await request(`/v1/results/${encodeURIComponent(ticket.id)}?wait=${waitS}`, { timeoutMs: (waitS + 5) * 1000 });
@@ -172,6 +173,7 @@ async function check(ticket, waitS, graceMs = 0) {
   }
   if (reply.status !== 200) return false;
   const body = reply.body;
+  const graceMs = push.live() ? PUSH_GRACE_MS : 0;
   if ((body.status === 'done' || body.status === 'failed') && !(Date.now() - Date.parse(body.completedAt) < graceMs)) {
     resolve(ticket, body, 'poll');
   }
