@@ -2,7 +2,8 @@
  * The gateway's Prometheus metrics, on a registry of its own (several gateways may live in one
  * test process). Queue depth, age and dead letters are read from the queue at scrape time.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from '../shared/hot-metrics.js';
 import type { BreakerState } from '../resilience/index.js';
 import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
 import type { DurableQueue, OperationStats } from '../queue/types.js';
@@ -16,10 +17,10 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
-  const httpRequests = new Counter({ name: 'calcmesh_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
-  const httpDuration = new Histogram({ name: 'calcmesh_http_request_duration_seconds', help: 'HTTP request latency, by route and status', labelNames: ['method', 'route', 'status'], buckets: LATENCY_BUCKETS, registers: [registry] });
-  const grpcCalls = new Counter({ name: 'calcmesh_grpc_client_calls_total', help: 'gRPC calls to the services, by operation, replica and outcome (OK or the calcmesh error code)', labelNames: ['operation', 'target', 'outcome'], registers: [registry] });
-  const grpcDuration = new Histogram({ name: 'calcmesh_grpc_client_duration_seconds', help: 'gRPC call latency, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const httpRequests = new HotCounter({ name: 'calcmesh_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const httpDuration = new HotHistogram({ name: 'calcmesh_http_request_duration_seconds', help: 'HTTP request latency, by route and status', labelNames: ['method', 'route', 'status'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const grpcCalls = new HotCounter({ name: 'calcmesh_grpc_client_calls_total', help: 'gRPC calls to the services, by operation, replica and outcome (OK or the calcmesh error code)', labelNames: ['operation', 'target', 'outcome'], registers: [registry] });
+  const grpcDuration = new HotHistogram({ name: 'calcmesh_grpc_client_duration_seconds', help: 'gRPC call latency, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const queued = new Counter({ name: 'calcmesh_requests_queued_total', help: 'requests stored in the queue because their service was unavailable', labelNames: ['operation'], registers: [registry] });
   const breaker = new Gauge({ name: 'calcmesh_breaker_state', help: 'circuit state of each replica: 1 for the current state', labelNames: ['operation', 'target', 'state'], registers: [registry] });
   const webhookAttempts = new Counter({ name: 'calcmesh_webhook_attempts_total', help: 'webhook POSTs by outcome (delivered: a 2xx; failed: anything else, retried)', labelNames: ['outcome'], registers: [registry] });
@@ -84,10 +85,9 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
     });
   }
 
-  // A child per label combination, looked up once: prom-client's `inc(labels)` hashes the label
-  // object on every call, which was most of its share of a direct request's CPU.
-  const httpChildren = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
-  const callChildren = new Map<string, { calls: Counter.Internal; duration: Histogram.Internal<string> }>();
+  // The series of a label combination, looked up once (hot-metrics.ts): these run on every request.
+  const httpChildren = new Map<string, { requests: CounterSeries; duration: HistogramSeries }>();
+  const callChildren = new Map<string, { calls: CounterSeries; duration: HistogramSeries }>();
 
   return {
     registry,
@@ -96,7 +96,7 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
       let child = httpChildren.get(key);
       if (!child) {
         const labels = { method, route, status: String(status) };
-        child = { requests: httpRequests.labels(labels), duration: httpDuration.labels(labels) };
+        child = { requests: httpRequests.series(labels), duration: httpDuration.series(labels) };
         httpChildren.set(key, child);
       }
       child.requests.inc();
@@ -106,7 +106,7 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
       const key = `${op} ${outcome} ${target}`;
       let child = callChildren.get(key);
       if (!child) {
-        child = { calls: grpcCalls.labels({ operation: op, target, outcome }), duration: grpcDuration.labels({ operation: op, outcome }) };
+        child = { calls: grpcCalls.series({ operation: op, target, outcome }), duration: grpcDuration.series({ operation: op, outcome }) };
         callChildren.set(key, child);
       }
       child.calls.inc();

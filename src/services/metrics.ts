@@ -4,7 +4,8 @@
  * queue, and the process defaults.
  */
 import { createServer, type Server } from 'node:http';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from '../shared/hot-metrics.js';
 import type { Logger } from '../shared/logger.js';
 import type { ServiceOp } from '../shared/operations.js';
 
@@ -14,16 +15,24 @@ export function createServiceMetrics(op: ServiceOp) {
   const registry = new Registry();
   registry.setDefaultLabels({ service: op });
   collectDefaultMetrics({ register: registry });
-  const calls = new Counter({ name: 'calcmesh_grpc_server_calls_total', help: 'rpcs served, by rpc and outcome (OK or the calcmesh error code)', labelNames: ['rpc', 'outcome'], registers: [registry] });
-  const duration = new Histogram({ name: 'calcmesh_grpc_server_duration_seconds', help: 'rpc handling time', labelNames: ['rpc', 'outcome'], buckets: BUCKETS, registers: [registry] });
+  const calls = new HotCounter({ name: 'calcmesh_grpc_server_calls_total', help: 'rpcs served, by rpc and outcome (OK or the calcmesh error code)', labelNames: ['rpc', 'outcome'], registers: [registry] });
+  const duration = new HotHistogram({ name: 'calcmesh_grpc_server_duration_seconds', help: 'rpc handling time', labelNames: ['rpc', 'outcome'], buckets: BUCKETS, registers: [registry] });
   const drained = new Counter({ name: 'calcmesh_tasks_drained_total', help: 'queued tasks completed by this replica, by outcome (done or failed)', labelNames: ['operation', 'outcome'], registers: [registry] });
+  // Looked up once per rpc and outcome (hot-metrics.ts): this runs on every call.
+  const callSeries = new Map<string, { calls: CounterSeries; duration: HistogramSeries }>();
   const retried = new Counter({ name: 'calcmesh_tasks_retried_total', help: 'queued tasks given back to retry later (a service they need is unavailable)', labelNames: ['operation'], registers: [registry] });
 
   return {
     registry,
     observeCall(rpc: string, outcome: string, seconds: number) {
-      calls.inc({ rpc, outcome });
-      duration.observe({ rpc, outcome }, seconds);
+      const key = `${rpc} ${outcome}`;
+      let series = callSeries.get(key);
+      if (!series) {
+        series = { calls: calls.series({ rpc, outcome }), duration: duration.series({ rpc, outcome }) };
+        callSeries.set(key, series);
+      }
+      series.calls.inc();
+      series.duration.observe(seconds);
     },
     drained(outcome: 'done' | 'failed') {
       drained.inc({ operation: op, outcome });
