@@ -28,6 +28,7 @@ import { installRateLimit } from './rate-limit.js';
 import { answerConnect } from './methods.js';
 import { capConnections } from './connections.js';
 import { installTracing } from './tracing.js';
+import { installHotRoute } from './hot-route.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 
 export interface GatewayDeps {
@@ -77,7 +78,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   installTracing(app);
   answerConnect(app);
   capConnections(app.server, limits.maxConnections, deps.logger);
-  installCallerIdentity(app, { apiKeys: config.apiKeys, adminKeys: config.adminKeys, authFailuresPerMin: config.authFailuresPerMin });
+  const identify = installCallerIdentity(app, { apiKeys: config.apiKeys, adminKeys: config.adminKeys, authFailuresPerMin: config.authFailuresPerMin });
   await installOpenApi(app, { apiKeys: config.apiKeys.size > 0 });
   if (config.rateLimit) await installRateLimit(app, config.rateLimit);
   const metrics = deps.metrics ?? createGatewayMetrics({ queue: deps.queue, logger: deps.logger });
@@ -107,6 +108,9 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   const callbackOf = callbackReader(config.webhooks);
   evaluateRoutes(app, dispatcher, callbackOf);
   operationRoutes(app, dispatcher, callbackOf);
+  // A rate limit is counted by Fastify's plugin: then every request goes through Fastify.
+  if (config.rateLimit) app.decorate('hotRouteServed', () => 0);
+  else installHotRoute(app, { dispatcher, identify, callbackOf, metrics, logger: deps.logger });
   const secret = config.webhooks?.secret;
   if (config.webhooks && secret) {
     const sender = startWebhookSender({ queue: deps.queue, config: { ...config.webhooks, secret }, logger: deps.logger, onAttempt: metrics.webhookAttempt });

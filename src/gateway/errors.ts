@@ -4,7 +4,7 @@
  * logged, never sent).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CalcError, ERROR_TABLE, type ErrorCode } from '../shared/errors.js';
+import { CalcError, ERROR_TABLE, type ErrorBody, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { answerWrongMethod } from './methods.js';
 
@@ -34,9 +34,14 @@ const MAX_MESSAGE_BYTES = 1024;
 
 export function sendError(reply: FastifyReply, error: CalcError): FastifyReply {
   if (error.code === 'RATE_LIMITED' && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
+  return reply.code(error.httpStatus).type('application/json; charset=utf-8').send(errorBody(error));
+}
+
+/** The contract's JSON for an error, its message cut to MAX_MESSAGE_BYTES (Fastify's routes and the hot route). */
+export function errorBody(error: CalcError): ErrorBody {
   const body = error.toJSON();
   body.error.message = truncateBytes(body.error.message, MAX_MESSAGE_BYTES);
-  return reply.code(error.httpStatus).type('application/json; charset=utf-8').send(body);
+  return body;
 }
 
 /** At most `max` UTF-8 bytes, ending in `…` when cut, never splitting a character. */

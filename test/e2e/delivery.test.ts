@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { http } from '../helpers/gateway.js';
+import { http, waitFor } from '../helpers/gateway.js';
 
 const CLI = fileURLToPath(new URL('../../bin/calcmesh.js', import.meta.url));
 let cluster: Cluster | undefined;
@@ -22,6 +22,8 @@ test('when a queued result was read by call --wait, HEAD, OPTIONS and GET, then 
   let out = '';
   call.stdout.on('data', (chunk) => (out += chunk));
   const exited = new Promise<number | null>((resolve) => call.once('exit', resolve));
+  // The service starts only once the call is queued: started sooner, it would answer the call directly.
+  await waitFor(async () => ((await http(`${cluster!.gatewayUrl}/v1/status`)).body?.services?.subtract?.queue?.depth >= 1 ? true : undefined), 'the call to be queued', 20_000);
   await cluster.startService('subtract');
   assert.equal(await exited, 0, out);
   const ticket = JSON.parse(out) as { id: string; status: string; result: number };
