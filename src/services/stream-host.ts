@@ -70,6 +70,8 @@ export interface StreamMountOptions {
 interface OpenStream {
   readonly stream: ServerHttp2Stream;
   readonly calls: Map<number, HeldCall>;
+  /** Replies framed this turn of the event loop, written together (one DATA frame, one write). */
+  readonly out: Buffer[];
   clientEnded: boolean;
   writeBlocked: boolean;
   paused: boolean;
@@ -107,19 +109,45 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
         s.status = GrpcStatus.UNAVAILABLE;
         s.message = 'the service is shutting down';
       }
+      flush(s);
       s.stream.end();
     }
   };
 
-  const send = (s: OpenStream, reply: Parameters<typeof frameReply>[0]) => {
+  /**
+   * Replies are batched per turn of the event loop: the calls of one incoming DATA frame (and
+   * whatever else completes in that turn) are answered by one write, so the caller reads one
+   * frame instead of one per reply. Flow control sees the buffer when it is written.
+   */
+  const dirty = new Set<OpenStream>();
+  let flushing: NodeJS.Immediate | undefined;
+
+  const flush = (s: OpenStream) => {
+    dirty.delete(s);
+    if (s.out.length === 0) return;
+    const chunk = s.out.length === 1 ? s.out[0]! : Buffer.concat(s.out);
+    s.out.length = 0;
     if (s.stream.destroyed || s.stream.writableEnded) return;
-    if (!s.stream.write(frameReply(reply)) && !s.writeBlocked) {
+    if (!s.stream.write(chunk) && !s.writeBlocked) {
       s.writeBlocked = true;
+      updateFlow(s);
       s.stream.once('drain', () => {
         s.writeBlocked = false;
         updateFlow(s);
       });
     }
+  };
+
+  const flushAll = () => {
+    flushing = undefined;
+    for (const s of dirty) flush(s);
+  };
+
+  const send = (s: OpenStream, reply: Parameters<typeof frameReply>[0]) => {
+    if (s.stream.destroyed || s.stream.writableEnded) return;
+    s.out.push(frameReply(reply));
+    dirty.add(s);
+    flushing ??= setImmediate(flushAll);
   };
 
   const answer = (s: OpenStream, call: StreamCall, context: HeldCall, started: number, error: unknown, result?: number) => {
@@ -197,7 +225,7 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     const encoding = headers['grpc-encoding'];
     if (encoding !== undefined && encoding !== 'identity') return trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `grpc-encoding ${String(encoding)} is not supported`);
     stream.respond(GRPC_HEADERS, { waitForTrailers: true });
-    const s: OpenStream = { stream, calls: new Map(), clientEnded: false, writeBlocked: false, paused: false, status: GrpcStatus.OK, message: '' };
+    const s: OpenStream = { stream, calls: new Map(), out: [], clientEnded: false, writeBlocked: false, paused: false, status: GrpcStatus.OK, message: '' };
     open.add(s);
     const reader = new FrameReader(maxMessageBytes);
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(s.status), 'grpc-message': encodeURIComponent(s.message) }));
@@ -216,6 +244,7 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
         s.message = (error as Error).message;
         stream.removeAllListeners('data');
         stream.resume(); // discard whatever else arrives
+        flush(s); // the replies already made still go
         if (!stream.writableEnded) stream.end();
       }
     });
@@ -225,6 +254,8 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     });
     stream.on('close', () => {
       open.delete(s);
+      dirty.delete(s);
+      s.out.length = 0;
       for (const context of s.calls.values()) {
         context.cancelled = true;
         context.span.end(new CalcError('UPSTREAM_ERROR', 'the stream closed before the answer'));

@@ -121,6 +121,8 @@ interface Link {
   readonly stream: ClientHttp2Stream;
   readonly session: ClientHttp2Session;
   readonly calls: Map<number, Pending>;
+  /** Calls (and cancels) framed this turn of the event loop, written together by `flush`. */
+  readonly out: Buffer[];
   readonly openedAt: number;
   blocked: boolean;
   ended: boolean;
@@ -346,7 +348,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
       'user-agent': USER_AGENT,
     });
     streamsOpened++;
-    const link: Link = { stream, session: used, calls: new Map(), openedAt: Date.now(), blocked: false, ended: false, up: false, httpStatus: undefined, dropped: false, orphans: 0 };
+    const link: Link = { stream, session: used, calls: new Map(), out: [], openedAt: Date.now(), blocked: false, ended: false, up: false, httpStatus: undefined, dropped: false, orphans: 0 };
     channel.links.add(link);
     const reader = new FrameReader(maxMessageBytes);
     const onReply = (message: Buffer) => {
@@ -421,12 +423,36 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     return link;
   };
 
+  /**
+   * Calls are batched per turn of the event loop: those made in one turn (the requests of one
+   * read of every socket) go in one write, one DATA frame, instead of one each. The write
+   * buffer's state (`blocked`) is known once written; `maxInFlight` bounds what waits here.
+   */
+  const dirty = new Set<Link>();
+  let flushing: NodeJS.Immediate | undefined;
+
+  const flushAll = () => {
+    flushing = undefined;
+    for (const link of dirty) {
+      const chunk = link.out.length === 1 ? link.out[0]! : Buffer.concat(link.out);
+      link.out.length = 0;
+      if (link.ended || link.stream.destroyed) continue;
+      if (!link.stream.write(chunk)) link.blocked = true;
+    }
+    dirty.clear();
+  };
+
+  const enqueueFrame = (link: Link, frame: Buffer) => {
+    link.out.push(frame);
+    dirty.add(link);
+    flushing ??= setImmediate(flushAll);
+  };
+
   const write = (link: Link, pending: Pending) => {
     pending.link = link;
     link.calls.set(pending.id, pending);
     const timeoutMs = Math.max(1, Math.ceil(pending.deadline - Date.now()));
-    const frame = frameCall({ id: pending.id, method: pending.method, num1: pending.num1, num2: pending.num2, expression: pending.expression, timeoutMs, requestId: pending.requestId, traceparent: pending.traceparent ?? '' });
-    if (!link.stream.write(frame)) link.blocked = true;
+    enqueueFrame(link, frameCall({ id: pending.id, method: pending.method, num1: pending.num1, num2: pending.num2, expression: pending.expression, timeoutMs, requestId: pending.requestId, traceparent: pending.traceparent ?? '' }));
   };
 
   /** Writes waiting calls while the current stream has room. */
@@ -454,7 +480,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     const link = pending.link;
     if (link && !link.ended && !link.stream.destroyed) {
       link.orphans++;
-      link.stream.write(frameCall({ id: pending.id, cancel: true }));
+      enqueueFrame(link, frameCall({ id: pending.id, cancel: true }));
     }
   };
 
