@@ -1,7 +1,7 @@
 /**
- * The drain loop of one operation: claim a batch (as many tasks as there are free slots of a
- * bounded concurrency), run each through the handler, and write the outcomes back in batches.
- * A task holds its slot until its outcome is written, so memory stays bounded and a queue that
+ * The drain loop of one operation: claim a batch (half the slots of a bounded concurrency, so
+ * that one batch is claimed while the other completes), run each through the handler, and write
+ * the outcomes back in batches. A task holds its slot until its outcome is written, so memory stays bounded and a queue that
  * cannot take outcomes stops the loop from claiming more. The loop never throws: a failing
  * backend is logged and retried with a capped backoff. While a task is held (computing, or its
  * outcome waiting to be written) a heartbeat extends its lease every third of the lease, so only
@@ -106,18 +106,20 @@ export function startConsumer(options: ConsumerOptions): Consumer {
   async function claimLoop(): Promise<void> {
     let failures = 0;
     while (!stopping.signal.aborted) {
-      // One claim for every free slot: measured, claims of a quarter of the slots (the next claim
-      // on its way while earlier batches complete) drained slower than whole batches (27–30k
-      // tasks/s against 30–43k): each claim has a fixed cost in Redis, and Redis is the bottleneck.
+      // Half the slots per claim, so that one batch is claimed (and run) while the other's
+      // outcomes are written: claim and complete overlap in Redis instead of taking turns.
+      // Measured with bench/drain-profile.ts, six interleaved pairs: ~37k → ~45k tasks/s
+      // (median). Claims of a quarter were slower: each claim has a fixed cost in Redis.
+      const half = Math.ceil(o.concurrency / 2);
       const free = o.concurrency - inFlight;
-      if (free <= 0) {
+      if (free <= 0 || (free < half && inFlight > 0)) {
         await changed.wait(stopping.signal);
         continue;
       }
       const started = now();
       let tasks: ClaimedTask[];
       try {
-        tasks = await queue.claim(op, name, free, { leaseMs, blockMs: o.blockMs, signal: stopping.signal });
+        tasks = await queue.claim(op, name, Math.min(free, half), { leaseMs, blockMs: o.blockMs, signal: stopping.signal });
         if (failures > 0) log.info({ failures }, 'queue: claiming works again');
         failures = 0;
       } catch (error) {

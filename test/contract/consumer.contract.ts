@@ -60,6 +60,32 @@ export function runConsumerContract(harness: () => QueueHarness): void {
       assert.equal((await producer.takeCompleted('alice', 5000)).length, tasks.length);
     });
 
+    test('when handlers are slow, then at most `concurrency` run at once, and the second half is claimed while the first still runs', async () => {
+      const h = harness();
+      const q = h.open();
+      const tasks = Array.from({ length: 40 }, () => newTask('add'));
+      await Promise.all(tasks.map((t) => q.enqueue(t)));
+      let running = 0;
+      let most = 0;
+      const gates: Array<() => void> = [];
+      start(q, 'bounded', async (task) => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        running--;
+        return add(task);
+      }, { concurrency: 8 });
+      // Both halves are claimed and held although no handler has finished.
+      await eventually(() => (running === 8 ? true : undefined), 'eight handlers to run at once', 10_000);
+      const release = setInterval(() => gates.splice(0).forEach((open) => open()), 5);
+      try {
+        await eventually(async () => ((await q.stats(['add'])).add?.depth === 0 ? true : undefined), 'the backlog to drain', 20_000);
+      } finally {
+        clearInterval(release);
+      }
+      assert.equal(most, 8, 'never more than the concurrency at once');
+    });
+
     test('when the handler throws, then a CalcError keeps its code and anything else becomes INTERNAL', async () => {
       const h = harness();
       const q = h.open();
