@@ -29,6 +29,7 @@ import { answerConnect } from './methods.js';
 import { capConnections } from './connections.js';
 import { installTracing } from './tracing.js';
 import { installHotRoute } from './hot-route.js';
+import { AJV_CUSTOM_OPTIONS, BODY_LIMIT_BYTES } from './validation.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 
 export interface GatewayDeps {
@@ -43,8 +44,6 @@ export type GatewayConfig = Pick<Config, 'deadlineMs' | 'apiKeys'> & Partial<Pic
 
 /** Event streams' timing when the config leaves it out (tests): loadConfig's defaults. */
 const EVENT_DEFAULTS = { heartbeatMs: 15_000, pollMs: 250, maxStreams: 1000 };
-
-const BODY_LIMIT_BYTES = 16 * 1024;
 
 /** The HTTP server's limits when the caller gives none (the same as loadConfig's defaults). */
 const DEFAULT_HTTP = { maxConnections: 800, keepAliveTimeoutMs: 5000, headersTimeoutMs: 10_000 };
@@ -62,7 +61,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: 1000, ignoreTrailingSlash: true },
     // Strict JSON: `{"expression": 42}` is an error, not the string "42".
-    ajv: { customOptions: { coerceTypes: false } },
+    ajv: { customOptions: AJV_CUSTOM_OPTIONS },
     // A request Node's HTTP parser refuses never reaches Fastify's handlers: answer it in JSON too.
     clientErrorHandler: (error, socket) => {
       if (!socket.writable) return;

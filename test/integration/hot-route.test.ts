@@ -1,5 +1,5 @@
 /**
- * The hot route (src/gateway/hot-route.ts) answers GET /{op}/{a}/{b} on real sockets before
+ * The hot routes (src/gateway/hot-route.ts) answer GET /{op}/{a}/{b} and POST /v1/evaluate on real sockets before
  * Fastify sees it; `inject()` always takes the Fastify route. Each request here is sent both
  * ways, to the same gateway, and the two answers must be the same: status, body, the headers a
  * client reads. A UUID (ticket ids, generated request ids) is compared by its shape.
@@ -20,14 +20,14 @@ interface Seen {
 
 const normal = (text: string | undefined) => text?.replace(UUID, '<uuid>');
 
-async function overSocket(gateway: TestGateway, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Seen> {
-  const response = await fetch(`${gateway.url}${path}`, { method, headers, signal: AbortSignal.timeout(10_000) });
-  const body = await response.text();
-  return { status: response.status, headers: Object.fromEntries(READ_HEADERS.map((h) => [h, normal(response.headers.get(h) ?? undefined)])), body: normal(body)! };
+async function overSocket(gateway: TestGateway, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<Seen> {
+  const response = await fetch(`${gateway.url}${path}`, { method, headers, body, signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  return { status: response.status, headers: Object.fromEntries(READ_HEADERS.map((h) => [h, normal(response.headers.get(h) ?? undefined)])), body: normal(text)! };
 }
 
-async function throughFastify(gateway: TestGateway, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Seen> {
-  const response = await gateway.app.inject({ method: method as 'GET', url: path, headers });
+async function throughFastify(gateway: TestGateway, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<Seen> {
+  const response = await gateway.app.inject({ method: method as 'GET', url: path, headers, ...(body !== undefined && { payload: body }) });
   const header = (name: string) => {
     const value = response.headers[name];
     return value === undefined ? undefined : normal(String(value));
@@ -36,14 +36,17 @@ async function throughFastify(gateway: TestGateway, path: string, headers: Recor
 }
 
 /** The same request both ways; returns the socket's answer after checking that the hot route served it. */
-async function same(gateway: TestGateway, path: string, headers: Record<string, string> = {}): Promise<Seen> {
+async function same(gateway: TestGateway, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<Seen> {
   const before = gateway.app.hotRouteServed();
-  const hot = await overSocket(gateway, path, headers);
-  assert.equal(gateway.app.hotRouteServed(), before + 1, `the hot route answered ${path}`);
-  const fastify = await throughFastify(gateway, path, headers);
-  assert.deepEqual(hot, fastify, `${path} ${JSON.stringify(headers)}`);
+  const hot = await overSocket(gateway, path, headers, method, body);
+  assert.equal(gateway.app.hotRouteServed(), before + 1, `the hot route answered ${method} ${path} ${body?.slice(0, 80) ?? ''}`);
+  const fastify = await throughFastify(gateway, path, headers, method, body);
+  assert.deepEqual(hot, fastify, `${method} ${path} ${JSON.stringify(headers)} ${body?.slice(0, 80) ?? ''}`);
   return hot;
 }
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+const evaluate = (gateway: TestGateway, body: string, headers: Record<string, string> = JSON_HEADERS) => same(gateway, '/v1/evaluate', headers, 'POST', body);
 
 describe('the hot route, without API keys', () => {
   let gateway: TestGateway;
@@ -111,6 +114,57 @@ describe('the hot route, without API keys', () => {
       const fastify = await throughFastify(gateway, path, headers, method);
       // A HEAD answer has no body on the wire; inject() keeps the one Fastify wrote.
       assert.deepEqual(socket, method === 'HEAD' ? { ...fastify, body: '' } : fastify, `${method ?? 'GET'} ${path}`);
+    }
+  });
+
+  test('when an expression is evaluated, then the hot route answers as the Fastify route does', async () => {
+    const done = await evaluate(gateway, JSON.stringify({ expression: '(6+7) - 8/2' }));
+    assert.deepEqual([done.status, JSON.parse(done.body).result], [200, 9]);
+    const charset = await evaluate(gateway, '{"expression":"1+2"}', { 'content-type': 'Application/JSON; charset=UTF-8', 'x-request-id': 'e-1' });
+    assert.deepEqual([charset.status, charset.headers['x-request-id']], [200, 'e-1']);
+    const queued = await evaluate(gateway, JSON.stringify({ expression: '2*3' }));
+    assert.deepEqual([queued.status, queued.headers.location], [202, '/v1/results/<uuid>'], 'multiply is down: the evaluation is queued');
+  });
+
+  test('when an evaluation body is wrong, then both refuse it with the same JSON error', async () => {
+    const expected: Array<[string, number, string]> = [
+      ['{"expression":', 400, 'INVALID_ARGUMENT'],
+      ['{"__proto__":{"x":1},"expression":"1+1"}', 400, 'INVALID_ARGUMENT'],
+      ['{"constructor":{"prototype":{"x":1}},"expression":"1+1"}', 400, 'INVALID_ARGUMENT'],
+      ['[1]', 400, 'INVALID_ARGUMENT'],
+      ['null', 400, 'INVALID_ARGUMENT'],
+      ['{}', 400, 'INVALID_ARGUMENT'],
+      ['{"expression":42}', 400, 'INVALID_ARGUMENT'],
+      [JSON.stringify({ expression: '1+'.repeat(2048) + '1' }), 400, 'INVALID_ARGUMENT'],
+      // 4,200 UTF-16 units but 2,100 characters: within maxLength, which counts characters.
+      [JSON.stringify({ expression: '😀'.repeat(2100) }), 400, 'INVALID_ARGUMENT'],
+      ['{"expression":"1+1","callback":7}', 400, 'INVALID_ARGUMENT'],
+      ['{"expression":"1+1","callback":"http://169.254.169.254/"}', 400, 'INVALID_ARGUMENT'],
+      ['{"expression":"1+"}', 400, 'INVALID_ARGUMENT'],
+      ['{"expression":"1/0"}', 422, 'DOMAIN_ERROR'],
+    ];
+    for (const [body, status, code] of expected) {
+      const seen = await evaluate(gateway, body);
+      assert.deepEqual([seen.status, JSON.parse(seen.body).error?.code], [status, code], body.slice(0, 80));
+    }
+    const badKey = await evaluate(gateway, '{"expression":"1+1"}', { ...JSON_HEADERS, 'idempotency-key': 'x'.repeat(300) });
+    assert.equal(badKey.status, 400);
+  });
+
+  test('when an evaluation body is not plain JSON of a declared length within the limit, then Fastify answers it', async () => {
+    const left: Array<[string, Record<string, string>, string | undefined]> = [
+      ['/v1/evaluate', { 'content-type': 'text/plain' }, '{"expression":"1+1"}'],
+      ['/v1/evaluate', { 'content-type': 'application/json; charset=latin1' }, '{"expression":"1+1"}'],
+      ['/v1/evaluate', JSON_HEADERS, ''],
+      ['/v1/evaluate', JSON_HEADERS, JSON.stringify({ expression: '1', pad: 'x'.repeat(17 * 1024) })],
+      ['/v1/evaluate/', JSON_HEADERS, '{"expression":"1+1"}'],
+      ['/v1/evaluate', { ...JSON_HEADERS, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }, '{"expression":"1+1"}'],
+    ];
+    for (const [path, headers, body] of left) {
+      const before = gateway.app.hotRouteServed();
+      const socket = await overSocket(gateway, path, headers, 'POST', body);
+      assert.equal(gateway.app.hotRouteServed(), before, `POST ${path} ${JSON.stringify(headers)} went to Fastify`);
+      assert.deepEqual(socket, await throughFastify(gateway, path, headers, 'POST', body), `POST ${path} ${JSON.stringify(headers)}`);
     }
   });
 
