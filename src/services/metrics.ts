@@ -17,8 +17,10 @@ export function createServiceMetrics(op: ServiceOp) {
   collectDefaultMetrics({ register: registry });
   const calls = new HotCounter({ name: 'calcmesh_grpc_server_calls_total', help: 'rpcs served, by rpc and outcome (OK or the calcmesh error code)', labelNames: ['rpc', 'outcome'], registers: [registry] });
   const duration = new HotHistogram({ name: 'calcmesh_grpc_server_duration_seconds', help: 'rpc handling time', labelNames: ['rpc', 'outcome'], buckets: BUCKETS, registers: [registry] });
-  const drained = new Counter({ name: 'calcmesh_tasks_drained_total', help: 'queued tasks completed by this replica, by outcome (done or failed)', labelNames: ['operation', 'outcome'], registers: [registry] });
-  // Looked up once per rpc and outcome (hot-metrics.ts): this runs on every call.
+  const drained = new HotCounter({ name: 'calcmesh_tasks_drained_total', help: 'queued tasks completed by this replica, by outcome (done or failed)', labelNames: ['operation', 'outcome'], registers: [registry] });
+  // Looked up once (hot-metrics.ts): these run on every call and every drained task.
+  const drainedDone = drained.series({ operation: op, outcome: 'done' });
+  const drainedFailed = drained.series({ operation: op, outcome: 'failed' });
   const callSeries = new Map<string, { calls: CounterSeries; duration: HistogramSeries }>();
   const retried = new Counter({ name: 'calcmesh_tasks_retried_total', help: 'queued tasks given back to retry later (a service they need is unavailable)', labelNames: ['operation'], registers: [registry] });
 
@@ -35,7 +37,7 @@ export function createServiceMetrics(op: ServiceOp) {
       series.duration.observe(seconds);
     },
     drained(outcome: 'done' | 'failed') {
-      drained.inc({ operation: op, outcome });
+      (outcome === 'done' ? drainedDone : drainedFailed).inc();
     },
     retried() {
       retried.inc({ operation: op });
