@@ -58,168 +58,199 @@ function writeVarint(buffer: Buffer, at: number, value: number): number {
   return at;
 }
 
-/** Encodes fields into one gRPC frame (flag 0, big-endian length, message) in a single allocation. */
-class FrameWriter {
-  private size = 0;
-  private readonly parts: Array<[number, number, number | string]> = [];
+// Encoding in two passes, sizes then bytes, into one allocation per frame: both ends of the hot
+// path frame every call and every reply (several per expression in the evaluator).
+const varintField = (value: number) => (value === 0 ? 0 : 1 + varintSize(value));
+/** proto3 omits a zero double; -0 is kept so that its sign survives. */
+const doubleField = (value: number) => (value !== 0 || Object.is(value, -0) ? 9 : 0);
+const stringField = (bytes: number) => (bytes === 0 ? 0 : 1 + varintSize(bytes) + bytes);
 
-  varint(field: number, value: number): this {
-    if (value !== 0) {
-      this.parts.push([field, VARINT, value]);
-      this.size += 1 + varintSize(value);
-    }
-    return this;
-  }
+function putVarint(frame: Buffer, at: number, field: number, value: number): number {
+  if (value === 0) return at;
+  frame[at++] = key(field, VARINT);
+  return writeVarint(frame, at, value);
+}
 
-  double(field: number, value: number): this {
-    // proto3 omits a zero; -0 is kept so that its sign survives.
-    if (value !== 0 || Object.is(value, -0)) {
-      this.parts.push([field, I64, value]);
-      this.size += 9;
-    }
-    return this;
-  }
+function putDouble(frame: Buffer, at: number, field: number, value: number, always = false): number {
+  if (!always && doubleField(value) === 0) return at;
+  frame[at++] = key(field, I64);
+  return frame.writeDoubleLE(value, at);
+}
 
-  /** A double written even when it is 0 (a field with presence). */
-  explicitDouble(field: number, value: number): this {
-    this.parts.push([field, I64, value]);
-    this.size += 9;
-    return this;
-  }
+function putString(frame: Buffer, at: number, field: number, text: string, bytes: number): number {
+  if (bytes === 0) return at;
+  frame[at++] = key(field, LEN);
+  at = writeVarint(frame, at, bytes);
+  return at + frame.write(text, at, bytes, 'utf8');
+}
 
-  string(field: number, value: string): this {
-    if (value.length > 0) {
-      const bytes = Buffer.byteLength(value, 'utf8');
-      this.parts.push([field, LEN, value]);
-      this.size += 1 + varintSize(bytes) + bytes;
-    }
-    return this;
-  }
-
-  finish(): Buffer {
-    const frame = Buffer.allocUnsafe(5 + this.size);
-    frame[0] = 0;
-    frame.writeUInt32BE(this.size, 1);
-    let at = 5;
-    for (const [field, wireType, value] of this.parts) {
-      frame[at++] = key(field, wireType);
-      if (wireType === VARINT) at = writeVarint(frame, at, value as number);
-      else if (wireType === I64) at = frame.writeDoubleLE(value as number, at);
-      else {
-        const text = value as string;
-        at = writeVarint(frame, at, Buffer.byteLength(text, 'utf8'));
-        at += frame.write(text, at, 'utf8');
-      }
-    }
-    return frame;
-  }
+/** A gRPC frame (flag 0, big-endian length) with room for a message of `size` bytes. */
+function allocFrame(size: number): Buffer {
+  const frame = Buffer.allocUnsafe(5 + size);
+  frame[0] = 0;
+  frame.writeUInt32BE(size, 1);
+  return frame;
 }
 
 export function frameCall(call: Partial<StreamCall> & { id: number }): Buffer {
-  return new FrameWriter()
-    .varint(1, call.id)
-    .string(2, call.method ?? '')
-    .double(3, call.num1 ?? 0)
-    .double(4, call.num2 ?? 0)
-    .string(5, call.expression ?? '')
-    .varint(6, call.timeoutMs ?? 0)
-    .string(7, call.requestId ?? '')
-    .string(8, call.traceparent ?? '')
-    .varint(9, call.cancel ? 1 : 0)
-    .finish();
+  const method = call.method ?? '';
+  const expression = call.expression ?? '';
+  const requestId = call.requestId ?? '';
+  const traceparent = call.traceparent ?? '';
+  const num1 = call.num1 ?? 0;
+  const num2 = call.num2 ?? 0;
+  const timeoutMs = call.timeoutMs ?? 0;
+  const cancel = call.cancel ? 1 : 0;
+  const methodBytes = Buffer.byteLength(method, 'utf8');
+  const expressionBytes = Buffer.byteLength(expression, 'utf8');
+  const requestIdBytes = Buffer.byteLength(requestId, 'utf8');
+  const traceparentBytes = Buffer.byteLength(traceparent, 'utf8');
+  const size = varintField(call.id) + stringField(methodBytes) + doubleField(num1) + doubleField(num2) + stringField(expressionBytes)
+    + varintField(timeoutMs) + stringField(requestIdBytes) + stringField(traceparentBytes) + varintField(cancel);
+  const frame = allocFrame(size);
+  let at = putVarint(frame, 5, 1, call.id);
+  at = putString(frame, at, 2, method, methodBytes);
+  at = putDouble(frame, at, 3, num1);
+  at = putDouble(frame, at, 4, num2);
+  at = putString(frame, at, 5, expression, expressionBytes);
+  at = putVarint(frame, at, 6, timeoutMs);
+  at = putString(frame, at, 7, requestId, requestIdBytes);
+  at = putString(frame, at, 8, traceparent, traceparentBytes);
+  putVarint(frame, at, 9, cancel);
+  return frame;
 }
 
 export function frameReply(reply: Partial<StreamReply> & { id: number }): Buffer {
-  const writer = new FrameWriter().varint(1, reply.id);
+  const code = reply.code ?? 0;
+  const errorCode = reply.errorCode ?? '';
+  const message = reply.message ?? '';
+  const errorCodeBytes = Buffer.byteLength(errorCode, 'utf8');
+  const messageBytes = Buffer.byteLength(message, 'utf8');
   // An answer carries its result even when it is 0 (explicit presence): a Reply with neither a
   // result nor a status is refused by the caller as malformed, not read as 0.
-  if (!reply.code) writer.explicitDouble(2, reply.result ?? 0);
-  return writer
-    .varint(3, reply.code ?? 0)
-    .string(4, reply.errorCode ?? '')
-    .string(5, reply.message ?? '')
-    .finish();
+  const hasResult = !code;
+  const size = varintField(reply.id) + (hasResult ? 9 : 0) + varintField(code) + stringField(errorCodeBytes) + stringField(messageBytes);
+  const frame = allocFrame(size);
+  let at = putVarint(frame, 5, 1, reply.id);
+  if (hasResult) at = putDouble(frame, at, 2, reply.result ?? 0, true);
+  at = putVarint(frame, at, 3, code);
+  at = putString(frame, at, 4, errorCode, errorCodeBytes);
+  putString(frame, at, 5, message, messageBytes);
+  return frame;
 }
 
-function readVarint(buffer: Buffer, at: number): [number, number] {
+// Decoding without allocating per field: `cursor` is where the last read ended.
+let cursor = 0;
+
+function readVarint(buffer: Buffer, at: number): number {
   let value = 0;
   for (let shift = 0; shift < 35; shift += 7) {
     if (at >= buffer.length) throw new Error('truncated varint');
     const byte = buffer[at++]!;
     value += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return [value >>> 0 === value ? value : value % 2 ** 32, at];
+    if (byte < 0x80) {
+      cursor = at;
+      return value >>> 0 === value ? value : value % 2 ** 32;
+    }
   }
   // A 64-bit varint (a negative or huge number): keep its low 32 bits, as a uint32 field does.
   while (at < buffer.length && buffer[at++]! >= 0x80);
-  return [value % 2 ** 32, at];
+  cursor = at;
+  return value % 2 ** 32;
 }
 
-/**
- * Walks the fields of one message and hands each known one to `visit`: a varint as a number,
- * a 64-bit field as a double, a length-delimited one as its [start, end) range.
- */
-function eachField(message: Buffer, visit: (field: number, wireType: number, value: number, end: number) => void): void {
-  let at = 0;
-  while (at < message.length) {
-    const [k, afterKey] = readVarint(message, at);
-    at = afterKey;
-    const field = k >>> 3;
-    const wireType = k & 7;
-    if (wireType === VARINT) {
-      const [value, next] = readVarint(message, at);
-      visit(field, wireType, value, next);
-      at = next;
-    } else if (wireType === I64) {
-      if (at + 8 > message.length) throw new Error('truncated 64-bit field');
-      visit(field, wireType, message.readDoubleLE(at), at + 8);
-      at += 8;
-    } else if (wireType === LEN) {
-      const [length, start] = readVarint(message, at);
-      if (start + length > message.length) throw new Error('truncated length-delimited field');
-      visit(field, wireType, start, start + length);
-      at = start + length;
-    } else if (wireType === I32) at += 4;
-    else throw new Error(`unsupported wire type ${wireType}`);
+/** Skips a field of a wire type this message does not use for it; throws on a truncated or unknown one. */
+function skipField(message: Buffer, wireType: number, at: number): number {
+  if (wireType === VARINT) {
+    readVarint(message, at);
+    return cursor;
   }
-  if (at > message.length) throw new Error('truncated message');
+  if (wireType === I64) {
+    readDouble(message, at);
+    return cursor;
+  }
+  if (wireType === LEN) {
+    lengthDelimited(message, at);
+    return cursor;
+  }
+  if (wireType === I32) return at + 4;
+  throw new Error(`unsupported wire type ${wireType}`);
+}
+
+/** The [start, end) of a length-delimited field whose length starts at `at`; `cursor` is set to `end`. */
+function lengthDelimited(message: Buffer, at: number): number {
+  const length = readVarint(message, at);
+  const start = cursor;
+  if (start + length > message.length) throw new Error('truncated length-delimited field');
+  cursor = start + length;
+  return start;
+}
+
+function readDouble(message: Buffer, at: number): number {
+  if (at + 8 > message.length) throw new Error('truncated 64-bit field');
+  cursor = at + 8;
+  return message.readDoubleLE(at);
 }
 
 export function decodeCall(message: Buffer): StreamCall {
   const call: StreamCall = { id: 0, method: '', num1: 0, num2: 0, expression: '', timeoutMs: 0, requestId: '', traceparent: '', cancel: false };
-  eachField(message, (field, wireType, value, end) => {
-    const text = () => message.toString('utf8', value, end);
-    if (wireType === VARINT) {
+  let at = 0;
+  while (at < message.length) {
+    const k = readVarint(message, at);
+    at = cursor;
+    const field = k >>> 3;
+    const wireType = k & 7;
+    if (wireType === VARINT && (field === 1 || field === 6 || field === 9)) {
+      const value = readVarint(message, at);
       if (field === 1) call.id = value;
       else if (field === 6) call.timeoutMs = value;
-      else if (field === 9) call.cancel = value !== 0;
-    } else if (wireType === I64) {
+      else call.cancel = value !== 0;
+      at = cursor;
+    } else if (wireType === I64 && (field === 3 || field === 4)) {
+      const value = readDouble(message, at);
       if (field === 3) call.num1 = value;
-      else if (field === 4) call.num2 = value;
-    } else if (wireType === LEN) {
-      if (field === 2) call.method = text();
-      else if (field === 5) call.expression = text();
-      else if (field === 7) call.requestId = text();
-      else if (field === 8) call.traceparent = text();
-    }
-  });
+      else call.num2 = value;
+      at = cursor;
+    } else if (wireType === LEN && (field === 2 || field === 5 || field === 7 || field === 8)) {
+      const start = lengthDelimited(message, at);
+      const text = message.toString('utf8', start, cursor);
+      if (field === 2) call.method = text;
+      else if (field === 5) call.expression = text;
+      else if (field === 7) call.requestId = text;
+      else call.traceparent = text;
+      at = cursor;
+    } else at = skipField(message, wireType, at);
+  }
+  if (at > message.length) throw new Error('truncated message');
   return call;
 }
 
 export function decodeReply(message: Buffer): DecodedReply {
   const reply: DecodedReply = { id: 0, result: 0, code: 0, errorCode: '', message: '', hasResult: false };
-  eachField(message, (field, wireType, value, end) => {
-    if (wireType === VARINT) {
+  let at = 0;
+  while (at < message.length) {
+    const k = readVarint(message, at);
+    at = cursor;
+    const field = k >>> 3;
+    const wireType = k & 7;
+    if (wireType === VARINT && (field === 1 || field === 3)) {
+      const value = readVarint(message, at);
       if (field === 1) reply.id = value;
-      else if (field === 3) reply.code = value;
+      else reply.code = value;
+      at = cursor;
     } else if (wireType === I64 && field === 2) {
-      reply.result = value;
+      reply.result = readDouble(message, at);
       reply.hasResult = true;
-    }
-    else if (wireType === LEN) {
-      if (field === 4) reply.errorCode = message.toString('utf8', value, end);
-      else if (field === 5) reply.message = message.toString('utf8', value, end);
-    }
-  });
+      at = cursor;
+    } else if (wireType === LEN && (field === 4 || field === 5)) {
+      const start = lengthDelimited(message, at);
+      const text = message.toString('utf8', start, cursor);
+      if (field === 4) reply.errorCode = text;
+      else reply.message = text;
+      at = cursor;
+    } else at = skipField(message, wireType, at);
+  }
+  if (at > message.length) throw new Error('truncated message');
   return reply;
 }
 
