@@ -126,7 +126,7 @@ export function renderMarkdown(report: Report): string {
     '',
     mdTable(['ratio', 'value'], report.ratios.map((r) => [r.label, fmtRatio(r.value)])),
     '',
-    '## Targets (issue 8)',
+    '## Targets (issues 8 and 13)',
     '',
     mdTable(['figure', 'target', 'measured', 'met'], report.targets.map((t) => [t.figure, t.target, t.measured, mark(t.ok)])),
     '',
