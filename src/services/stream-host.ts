@@ -192,7 +192,7 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     }
     if (known) return send(s, { id: call.id, code: GrpcStatus.INVALID_ARGUMENT, errorCode: 'INVALID_ARGUMENT', message: `call id ${call.id} is already in flight` });
     if (draining) return send(s, { id: call.id, code: GrpcStatus.UNAVAILABLE, message: 'the service is shutting down' });
-    const span = startRpcSpan(call.method, SpanKind.SERVER, call.traceparent ? { traceparent: call.traceparent } : undefined);
+    const span = startRpcSpan(call.method, SpanKind.SERVER, call.traceparent ? { traceparent: call.traceparent, tracestate: call.tracestate || undefined } : undefined);
     const context: HeldCall = {
       requestId: call.requestId,
       deadline: call.timeoutMs > 0 ? Date.now() + call.timeoutMs : Infinity,

@@ -107,7 +107,7 @@ interface Pending {
   readonly expression: string;
   readonly deadline: number;
   readonly requestId: string;
-  /** W3C trace context; the Call message carries the traceparent only (field 8). */
+  /** W3C trace context: the Call message carries both (fields 8 and 10). */
   readonly traceparent: string | undefined;
   readonly tracestate: string | undefined;
   readonly resolve: (value: number) => void;
@@ -475,7 +475,7 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     pending.link = link;
     link.calls.set(pending.id, pending);
     const timeoutMs = Math.max(1, Math.ceil(pending.deadline - Date.now()));
-    enqueueFrame(link, frameCall({ id: pending.id, method: pending.method, num1: pending.num1, num2: pending.num2, expression: pending.expression, timeoutMs, requestId: pending.requestId, traceparent: pending.traceparent ?? '' }));
+    enqueueFrame(link, frameCall({ id: pending.id, method: pending.method, num1: pending.num1, num2: pending.num2, expression: pending.expression, timeoutMs, requestId: pending.requestId, traceparent: pending.traceparent ?? '', tracestate: pending.tracestate ?? '' }));
   };
 
   /** Writes waiting calls while the current stream has room. */

@@ -18,6 +18,7 @@ export interface StreamCall {
   requestId: string;
   traceparent: string;
   cancel: boolean;
+  tracestate: string;
 }
 
 /** The answer to one call: `code` 0 and `result`, or a gRPC status, the calcmesh code and a message. */
@@ -97,6 +98,7 @@ export function frameCall(call: Partial<StreamCall> & { id: number }): Buffer {
   const expression = call.expression ?? '';
   const requestId = call.requestId ?? '';
   const traceparent = call.traceparent ?? '';
+  const tracestate = call.tracestate ?? '';
   const num1 = call.num1 ?? 0;
   const num2 = call.num2 ?? 0;
   const timeoutMs = call.timeoutMs ?? 0;
@@ -105,8 +107,9 @@ export function frameCall(call: Partial<StreamCall> & { id: number }): Buffer {
   const expressionBytes = Buffer.byteLength(expression, 'utf8');
   const requestIdBytes = Buffer.byteLength(requestId, 'utf8');
   const traceparentBytes = Buffer.byteLength(traceparent, 'utf8');
+  const tracestateBytes = Buffer.byteLength(tracestate, 'utf8');
   const size = varintField(call.id) + stringField(methodBytes) + doubleField(num1) + doubleField(num2) + stringField(expressionBytes)
-    + varintField(timeoutMs) + stringField(requestIdBytes) + stringField(traceparentBytes) + varintField(cancel);
+    + varintField(timeoutMs) + stringField(requestIdBytes) + stringField(traceparentBytes) + varintField(cancel) + stringField(tracestateBytes);
   const frame = allocFrame(size);
   let at = putVarint(frame, 5, 1, call.id);
   at = putString(frame, at, 2, method, methodBytes);
@@ -116,7 +119,8 @@ export function frameCall(call: Partial<StreamCall> & { id: number }): Buffer {
   at = putVarint(frame, at, 6, timeoutMs);
   at = putString(frame, at, 7, requestId, requestIdBytes);
   at = putString(frame, at, 8, traceparent, traceparentBytes);
-  putVarint(frame, at, 9, cancel);
+  at = putVarint(frame, at, 9, cancel);
+  putString(frame, at, 10, tracestate, tracestateBytes);
   return frame;
 }
 
@@ -193,7 +197,7 @@ function readDouble(message: Buffer, at: number): number {
 }
 
 export function decodeCall(message: Buffer): StreamCall {
-  const call: StreamCall = { id: 0, method: '', num1: 0, num2: 0, expression: '', timeoutMs: 0, requestId: '', traceparent: '', cancel: false };
+  const call: StreamCall = { id: 0, method: '', num1: 0, num2: 0, expression: '', timeoutMs: 0, requestId: '', traceparent: '', cancel: false, tracestate: '' };
   let at = 0;
   while (at < message.length) {
     const k = readVarint(message, at);
@@ -211,13 +215,14 @@ export function decodeCall(message: Buffer): StreamCall {
       if (field === 3) call.num1 = value;
       else call.num2 = value;
       at = cursor;
-    } else if (wireType === LEN && (field === 2 || field === 5 || field === 7 || field === 8)) {
+    } else if (wireType === LEN && (field === 2 || field === 5 || field === 7 || field === 8 || field === 10)) {
       const start = lengthDelimited(message, at);
       const text = message.toString('utf8', start, cursor);
       if (field === 2) call.method = text;
       else if (field === 5) call.expression = text;
       else if (field === 7) call.requestId = text;
-      else call.traceparent = text;
+      else if (field === 8) call.traceparent = text;
+      else call.tracestate = text;
       at = cursor;
     } else at = skipField(message, wireType, at);
   }

@@ -71,8 +71,7 @@ describe('trace context on the wire', () => {
       assert.equal(seen.length, 1);
       assert.equal(seen[0]!.via, via);
       assert.equal(seen[0]!.traceparent, PARENT);
-      // The Stream's Call message has a traceparent field only (proto field 8).
-      if (via === 'unary') assert.equal(seen[0]!.tracestate, 'vendor=abc');
+      assert.equal(seen[0]!.tracestate, 'vendor=abc', 'tracestate travels too (the Stream\'s Call field 10)');
     });
 
     it(`when a call over ${name} carries no or a malformed traceparent, then it is answered and the handler has no trace context`, async () => {

@@ -4,7 +4,7 @@ import { decodeCall, decodeReply, FrameReader, FramingError, frameCall, frameRep
 import { loadProto } from '../../src/shared/proto.js';
 
 test('when a Call and a Reply are framed and decoded, then every field comes back (negative zero and unicode included)', () => {
-  const call = { id: 4_000_000_000, method: 'Divide', num1: -0, num2: 1e-300, expression: '√ 2 · 3', timeoutMs: 1500, requestId: 'r-1', traceparent: '00-abc-def-01', cancel: true };
+  const call = { id: 4_000_000_000, method: 'Divide', num1: -0, num2: 1e-300, expression: '√ 2 · 3', timeoutMs: 1500, requestId: 'r-1', traceparent: '00-abc-def-01', cancel: true, tracestate: 'vendor=abc' };
   const frame = frameCall(call);
   assert.equal(frame.readUInt32BE(1), frame.length - 5);
   const back = decodeCall(frame.subarray(5));
@@ -53,13 +53,13 @@ test('when Calls and Replies are framed here and by protobufjs, then each decode
   const ref = reference();
   for (let seed = 1; seed <= 1000; seed++) {
     const r = random(seed);
-    const call = { id: r.uint(), method: r.text(), num1: r.number(), num2: r.number(), expression: r.text(), timeoutMs: r.uint(), requestId: r.text(), traceparent: r.text(), cancel: r.next() < 0.2 };
+    const call = { id: r.uint(), method: r.text(), num1: r.number(), num2: r.number(), expression: r.text(), timeoutMs: r.uint(), requestId: r.text(), traceparent: r.text(), cancel: r.next() < 0.2, tracestate: r.text() };
     const theirs = ref.requestDeserialize(frameCall(call).subarray(5));
     assert.deepEqual({ ...theirs, num1: Object.is(theirs.num1, -0) ? '-0' : theirs.num1 }, {
       id: call.id, method: call.method, num1: Object.is(call.num1, -0) ? '-0' : call.num1, num2: call.num2, expression: call.expression,
-      timeout_ms: call.timeoutMs, request_id: call.requestId, traceparent: call.traceparent, cancel: call.cancel,
+      timeout_ms: call.timeoutMs, request_id: call.requestId, traceparent: call.traceparent, cancel: call.cancel, tracestate: call.tracestate,
     }, `Call, seed ${seed}`);
-    const ours = decodeCall(ref.requestSerialize({ id: call.id, method: call.method, num1: call.num1, num2: call.num2, expression: call.expression, timeout_ms: call.timeoutMs, request_id: call.requestId, traceparent: call.traceparent, cancel: call.cancel }));
+    const ours = decodeCall(ref.requestSerialize({ id: call.id, method: call.method, num1: call.num1, num2: call.num2, expression: call.expression, timeout_ms: call.timeoutMs, request_id: call.requestId, traceparent: call.traceparent, cancel: call.cancel, tracestate: call.tracestate }));
     assert.deepEqual(ours, { ...call, num1: ours.num1 }, `Call back, seed ${seed}`);
 
     const failed = r.next() < 0.5;
