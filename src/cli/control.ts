@@ -69,7 +69,10 @@ export function sendControl(path: string, request: ControlRequest, timeoutMs = 5
       const hint = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? `no calcmesh up is running with control socket ${path}` : error.message;
       reject(new Error(hint));
     });
-    createInterface({ input: socket }).once('line', (line) => {
+    const lines = createInterface({ input: socket });
+    // readline re-emits its input's errors; the socket's own listener above answers them.
+    lines.on('error', () => undefined);
+    lines.once('line', (line) => {
       clearTimeout(timer);
       socket.end();
       try {

@@ -50,3 +50,15 @@ test('when calcmesh restart add --signal SIGKILL is run, then up kills its own a
   assert.match(unknown.stdout + unknown.stderr, /no component "nope"/);
   await up.stop('SIGINT', 20_000);
 });
+
+test('when calcmesh restart is run and no calcmesh up is running, then it says so in one line and exits non-zero, without a stack trace', () => {
+  const empty = mkdtempSync(join(tmpdir(), 'calcmesh-restart-none-'));
+  try {
+    const restart = spawnSync(process.execPath, [CLI, 'restart', 'add', '--signal', 'SIGKILL'], { env: { ...process.env, CALC_DATA_DIR: empty, CALC_CONTROL_SOCKET: '' }, encoding: 'utf8', timeout: 15_000 });
+    assert.notEqual(restart.status, 0);
+    assert.match(restart.stderr, /no calcmesh up is running with control socket .*up\.sock/);
+    assert.doesNotMatch(restart.stderr, /\n\s+at |node:events|Unhandled/, restart.stderr);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
