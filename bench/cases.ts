@@ -156,3 +156,79 @@ export async function evaluateCase(s: CaseSettings, client: 'h2' | 'stream' = 'h
   }, { CALC_GRPC_CLIENT: client });
 }
 
+
+export interface InterleavedResult {
+  readonly rounds: ReadonlyArray<{ readonly bare: number; readonly direct: number; readonly evaluate: number }>;
+  readonly directOverBare: number;
+  readonly evaluateOverDirect: number;
+  readonly rows: readonly Row[];
+}
+
+const median = (values: readonly number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/**
+ * The issue-13 ratios measured side by side against the machine's drift: one bare server and one
+ * whole system (gateway and the five services, Stream rpc) stay up, and the three loads take
+ * turns, `rounds` times, each for `durationS`, their order rotated every round; the figures are
+ * the medians of the per-round ratios. The single cases above are measured tens of seconds apart,
+ * and the machine's own speed moves by ±25 % within minutes.
+ */
+export async function interleavedCase(s: CaseSettings, rounds: number): Promise<InterleavedResult> {
+  const [port] = await freePorts(1);
+  const bare = spawnProc('bare-server', process.execPath, [BARE_SERVER, String(port)], process.env, s.logDir);
+  try {
+    const bareUrl = `http://127.0.0.1:${port}/add/6/7`;
+    await waitUntil('the bare server', () => httpOk(bareUrl), bare);
+    return await withSystem(s, 'sqlite', SERVICE_OPS, true, async (system, depth) => {
+      const directUrl = `${system.url}/add/6/7`;
+      const evaluateUrl = `${system.url}/v1/evaluate`;
+      const jsonBody = JSON.stringify({ expression: EXPRESSION });
+      if ((await expectStatus(directUrl, 200))?.result !== 13) throw new Error('GET /add/6/7 did not answer 13');
+      const evaluated = await expectStatus(evaluateUrl, 200, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jsonBody });
+      if (evaluated?.result !== 35) throw new Error(`evaluate answered ${JSON.stringify(evaluated)}`);
+      const loads = {
+        bare: (durationS: number) => runLoad({ url: bareUrl, durationS, connections: s.connections }),
+        direct: (durationS: number) => runLoad({ url: directUrl, durationS, connections: s.connections }),
+        evaluate: (durationS: number) => runLoad({ url: evaluateUrl, durationS, connections: s.connections, jsonBody }),
+      };
+      const names = ['bare', 'direct', 'evaluate'] as const;
+      for (const name of names) if (s.warmupS > 0) await loads[name](s.warmupS);
+      const queuedBefore = (await depth('add')) + (await depth('evaluate'));
+      const results: Array<Record<(typeof names)[number], LoadResult>> = [];
+      for (let round = 0; round < rounds; round++) {
+        const result = {} as Record<(typeof names)[number], LoadResult>;
+        for (let i = 0; i < names.length; i++) {
+          const name = names[(round + i) % names.length]!;
+          result[name] = await loads[name](s.durationS);
+        }
+        results.push(result);
+      }
+      const queued = (await depth('add')) + (await depth('evaluate')) - queuedBefore;
+      if (queued !== 0) throw new Error(`${queued} requests were queued instead of answered`);
+      const perRound = results.map((r) => ({ bare: r.bare.rps, direct: r.direct.rps, evaluate: r.evaluate.rps }));
+      const directOverBare = median(perRound.map((r) => r.direct / r.bare));
+      const evaluateOverDirect = median(perRound.map((r) => r.evaluate / r.direct));
+      const rate = (values: readonly number[]) => values.map((v) => Math.round(v).toLocaleString('en-US')).join(', ');
+      const row = (label: string, name: (typeof names)[number], note: string): Row => {
+        const rpsMedian = median(results.map((r) => r[name].rps));
+        return { label, rate: rpsMedian, unit: 'req/s', p50Ms: median(results.map((r) => r[name].p50Ms)), p99Ms: median(results.map((r) => r[name].p99Ms)), non2xx: results.reduce((n, r) => n + r[name].non2xx, 0), errors: results.reduce((n, r) => n + r[name].errors, 0), note: `${note}; per round: ${rate(results.map((r) => r[name].rps))} req/s` };
+      };
+      return {
+        rounds: perRound,
+        directOverBare,
+        evaluateOverDirect,
+        rows: [
+          row('8a. interleaved: bare node:http (median of rounds)', 'bare', `${rounds} rounds of ${s.durationS} s, order rotated`),
+          row('8b. interleaved: direct over the Stream rpc', 'direct', `direct ÷ bare per round: ${perRound.map((r) => (r.direct / r.bare).toFixed(2)).join(', ')}`),
+          row('8c. interleaved: evaluator over the Stream rpc', 'evaluate', `evaluator ÷ direct per round: ${perRound.map((r) => (r.evaluate / r.direct).toFixed(2)).join(', ')}`),
+        ],
+      };
+    });
+  } finally {
+    await bare.stop();
+  }
+}

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bareCase, directCase, drainCase, evaluateCase, queuedCase, type CaseSettings } from './cases.js';
+import { bareCase, directCase, drainCase, evaluateCase, interleavedCase, queuedCase, type CaseSettings, type InterleavedResult } from './cases.js';
 import { loadTool, preferAutocannon } from './load.js';
 import { FLAT_TOLERANCE_MB, memoryCase, type MemoryResult } from './memory.js';
 import { recoveryCase, type RecoveryResult } from './recovery.js';
@@ -14,7 +14,7 @@ import { cleanupAll, installCleanupHandlers, isAborting, tempDir } from './procs
 import { fmtRatio, machineInfo, renderText, withGenerated, type Ratio, type Report, type Row, type Target } from './report.js';
 import { SERVER_LOG_LEVEL } from './system.js';
 
-const CASES = ['bare', 'direct', 'direct-grpc-js', 'direct-stream', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'evaluate-stream', 'recovery', 'memory'] as const;
+const CASES = ['bare', 'direct', 'direct-grpc-js', 'direct-stream', 'queued-redis', 'queued-sqlite', 'drain-redis', 'drain-sqlite', 'evaluate', 'evaluate-stream', 'interleaved', 'recovery', 'memory'] as const;
 type CaseName = (typeof CASES)[number];
 
 const USAGE = `usage: npm run bench -- [options]
@@ -24,6 +24,7 @@ const USAGE = `usage: npm run bench -- [options]
   --backlog N          tasks in the drain cases (default 100000)
   --drain-timeout S    give up a drain after this long (default 60)
   --recoveries N       kill/restart cycles of the recovery case (default 7)
+  --rounds N           rounds of the interleaved case (default 3): bare, direct and evaluator in turn
   --memory             also the gateway's RSS over --memory-requests direct requests (takes minutes)
   --memory-requests N  (default 1000000)
   --cases a,b,…        only these: ${CASES.join(', ')} (docs are then not written unless --out is given)
@@ -41,6 +42,7 @@ function parseOptions() {
         backlog: { type: 'string', default: '100000' },
         'drain-timeout': { type: 'string', default: '60' },
         recoveries: { type: 'string', default: '7' },
+        rounds: { type: 'string', default: '3' },
         memory: { type: 'boolean', default: false },
         'memory-requests': { type: 'string', default: '1000000' },
         cases: { type: 'string' },
@@ -100,6 +102,7 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const rows = new Map<CaseName, Row>();
 let memory: MemoryResult | undefined;
 let recovery: RecoveryResult | undefined;
+let interleaved: InterleavedResult | undefined;
 let failed = false;
 
 async function step(name: CaseName, label: string, body: () => Promise<Row>): Promise<void> {
@@ -130,6 +133,10 @@ try {
   await step('drain-sqlite', 'drain, SQLite', () => drainCase(settings, 'sqlite'));
   await step('evaluate', 'evaluator path', () => evaluateCase(settings));
   await step('evaluate-stream', 'evaluator path over the Stream rpc', () => evaluateCase(settings, 'stream'));
+  await step('interleaved', 'bare, direct and evaluator in turn', async () => {
+    interleaved = await interleavedCase(settings, positive('rounds', opts.rounds));
+    return interleaved.rows[2]!;
+  });
   await step('recovery', 'recovery after a restart', async () => {
     recovery = await recoveryCase(settings, positive('recoveries', opts.recoveries));
     return recovery.row;
@@ -156,6 +163,8 @@ const ratios: Ratio[] = [
   { label: 'direct over the Stream rpc ÷ bare', value: div(rate('direct-stream'), rate('bare')) },
   { label: 'direct over the Stream rpc ÷ direct unary (node:http2)', value: div(rate('direct-stream'), rate('direct')) },
   { label: 'evaluator over the Stream rpc ÷ direct over the Stream rpc', value: div(rate('evaluate-stream'), rate('direct-stream')) },
+  { label: 'interleaved: direct ÷ bare (median of the rounds)', value: interleaved?.directOverBare },
+  { label: 'interleaved: evaluator ÷ direct (median of the rounds)', value: interleaved?.evaluateOverDirect },
 ];
 const atLeast = (value: number | undefined, min: number) => (value === undefined ? undefined : value >= min);
 const tasks = (name: CaseName) => (rate(name) === undefined ? '—' : `${Math.round(rate(name)!).toLocaleString('en-US')} tasks/s`);
@@ -167,6 +176,8 @@ const targets: Target[] = [
   { figure: 'direct over the Stream rpc ÷ bare Node HTTP, 64 connections (issue 13)', target: '≥ 0.5', measured: fmtRatio(streamOverBare), ok: atLeast(streamOverBare, 0.5) },
   { figure: 'direct over the Stream rpc, p99 at 64 connections (issue 13)', target: '≤ 15 ms', measured: streamP99 === undefined ? '—' : `${streamP99.toFixed(1)} ms`, ok: streamP99 === undefined ? undefined : streamP99 <= 15 },
   { figure: 'evaluator ÷ direct, both over the Stream rpc (issue 13)', target: '≥ 0.35', measured: fmtRatio(evalOverDirectStream), ok: atLeast(evalOverDirectStream, 0.35) },
+  { figure: 'direct ÷ bare, interleaved, median of the rounds (issue 13)', target: '≥ 0.5', measured: fmtRatio(interleaved?.directOverBare), ok: atLeast(interleaved?.directOverBare, 0.5) },
+  { figure: 'evaluator ÷ direct, interleaved, median of the rounds (issue 13)', target: '≥ 0.35', measured: fmtRatio(interleaved?.evaluateOverDirect), ok: atLeast(interleaved?.evaluateOverDirect, 0.35) },
   {
     figure: 'recovery: port accepts → first direct 200 (issue 13)',
     target: '≤ 300 ms',
@@ -201,7 +212,7 @@ const report: Report = {
     `load: ${loadTool() === 'wrk' ? `wrk -t1 -c${settings.connections} --latency` : `autocannon -c ${settings.connections}`}, ` +
     `${settings.durationS} s per case after a ${settings.warmupS} s warm-up; servers run with LOG_LEVEL=${SERVER_LOG_LEVEL}; ` +
     `whole run ${Math.round((Date.now() - begun) / 1000)} s`,
-  rows: [...rows.values()],
+  rows: [...rows.entries()].flatMap(([name, row]) => (name === 'interleaved' && interleaved ? interleaved.rows : [row])),
   ratios,
   targets,
   notes: [
@@ -213,6 +224,7 @@ const report: Report = {
     'Server CPU µs/req: the CPU time of every server process of the case (gateway, services, Redis; not wrk, not the benchmark) during the measurement, per request or per drained task (for a drain: the service, start-up included, and Redis, from the start of the service to the empty queue). It is what a request costs; other load inflates it less than it depresses req/s.',
     "Others' CPU: the share of all cores that processes other than the benchmark's own used during the measurement (/proc/stat minus the benchmark's process tree). Above ~10 % the figures of that case are depressed by other work on the machine.",
     'Recovery: the add service (over the Stream rpc, the default) is killed with SIGKILL; once its circuit is open it is started again on its port; from the first successful TCP connect to its port (probed every 2 ms) requests are sent one after another until one is answered 200, and the time to that answer is the figure. The gateway sees the return through its stream to the service, which it dials every 50 ms while the service is away.',
+    'Interleaved: one bare server and one whole system (gateway and the five services over the Stream rpc, SQLite) stay up while the three loads take turns for the case duration each, the order rotated every round; the ratios are the medians of the per-round ratios, so that the machine\'s drift between cases (±25 % within minutes) cancels. The single cases above start their own processes and run tens of seconds apart.',
     `Memory: the direct path in chunks of ~100,000 requests, RSS from /proc/<pid>/status after each; flat means at most ${FLAT_TOLERANCE_MB} MB of growth over the second half of the run.`,
   ],
 };
