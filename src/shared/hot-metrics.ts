@@ -26,9 +26,16 @@ interface CountedSeries<T extends string> extends CounterSeries {
 /** One key per label combination, whatever the order the labels were given in. */
 const keyOf = (labels: Record<string, string | number>) => JSON.stringify(Object.keys(labels).sort().map((k) => [k, String(labels[k])]));
 
+/** The series of `labels` in `known` (insertion order is printing order), made by `make` the first time. */
+function seriesIn<S>(known: Map<string, S>, labels: Record<string, string | number>, make: () => S): S {
+  const key = keyOf(labels);
+  let series = known.get(key);
+  if (!series) known.set(key, (series = make()));
+  return series;
+}
+
 export class HotCounter<T extends string> extends Counter<T> {
-  private readonly hot: CountedSeries<T>[] = [];
-  private readonly byKey = new Map<string, CountedSeries<T>>();
+  private readonly hot = new Map<string, CountedSeries<T>>();
 
   constructor(config: CounterConfiguration<T>) {
     super(config);
@@ -36,24 +43,21 @@ export class HotCounter<T extends string> extends Counter<T> {
 
   /** The counter of these labels (the same one for the same labels): look it up once, then `inc()`. */
   series(labels: Labels<T>): CounterSeries {
-    const key = keyOf(labels);
-    const known = this.byKey.get(key);
-    if (known) return known;
-    const made: CountedSeries<T> = { labels: { ...labels }, value: 0, inc: () => void made.value++ };
-    this.byKey.set(key, made);
-    this.hot.push(made);
-    return made;
+    return seriesIn(this.hot, labels, () => {
+      const made: CountedSeries<T> = { labels: { ...labels }, value: 0, inc: () => void made.value++ };
+      return made;
+    });
   }
 
   override async get() {
     const data = await super.get();
-    return { ...data, values: [...data.values, ...this.hot.filter((s) => s.value > 0).map((s) => ({ labels: s.labels, value: s.value }))] };
+    return { ...data, values: [...data.values, ...[...this.hot.values()].filter((s) => s.value > 0).map((s) => ({ labels: s.labels, value: s.value }))] };
   }
 
   override reset(): void {
     super.reset();
     // prom-client's constructor resets too, before this class's fields exist.
-    for (const s of this.hot ?? []) s.value = 0;
+    for (const s of this.hot?.values() ?? []) s.value = 0;
   }
 }
 
@@ -73,8 +77,7 @@ interface ObservedSeries<T extends string> extends HistogramSeries {
 }
 
 export class HotHistogram<T extends string> extends Histogram<T> {
-  private readonly hot: ObservedSeries<T>[] = [];
-  private readonly byKey = new Map<string, ObservedSeries<T>>();
+  private readonly hot = new Map<string, ObservedSeries<T>>();
   private readonly bounds: readonly number[];
   private readonly metricName: string;
 
@@ -86,9 +89,10 @@ export class HotHistogram<T extends string> extends Histogram<T> {
 
   /** The histogram of these labels (the same one for the same labels): look it up once, then `observe()`. */
   series(labels: Labels<T>): HistogramSeries {
-    const key = keyOf(labels);
-    const known = this.byKey.get(key);
-    if (known) return known;
+    return seriesIn(this.hot, labels, () => this.made(labels));
+  }
+
+  private made(labels: Labels<T>): ObservedSeries<T> {
     const bounds = this.bounds;
     const made: ObservedSeries<T> = {
       labels: { ...labels },
@@ -104,8 +108,6 @@ export class HotHistogram<T extends string> extends Histogram<T> {
         made.count++;
       },
     };
-    this.byKey.set(key, made);
-    this.hot.push(made);
     return made;
   }
 
@@ -115,7 +117,7 @@ export class HotHistogram<T extends string> extends Histogram<T> {
     const data = await histogramForPromString.call(this);
     const bucketName = `${this.metricName}_bucket`;
     const values: PrintedValue[] = [...data.values];
-    for (const s of this.hot) {
+    for (const s of this.hot.values()) {
       if (s.count === 0) continue;
       let cumulative = 0;
       this.bounds.forEach((bound, i) => {
@@ -141,7 +143,7 @@ export class HotHistogram<T extends string> extends Histogram<T> {
 
   override reset(): void {
     super.reset();
-    for (const s of this.hot ?? []) {
+    for (const s of this.hot?.values() ?? []) {
       s.buckets.fill(0);
       s.sum = 0;
       s.count = 0;
