@@ -22,6 +22,16 @@ export interface Evaluator {
   evaluate(expr: Expr): Promise<number>;
 }
 
+export interface EvaluatorOptions {
+  readonly arithmetic: ArithmeticPort;
+  /**
+   * Calls of one expression in flight at once (default: no limit): a 1,000-operation expression
+   * whose operands are all ready would otherwise put 1,000 calls on the services at once.
+   * Calls beyond it wait their turn in the order they became ready.
+   */
+  readonly maxInflight?: number;
+}
+
 const negate = (value: number) => (value === 0 ? 0 : -value);
 
 function lookup<T>(values: Map<Expr, T>, node: Expr): T {
@@ -31,46 +41,129 @@ function lookup<T>(values: Map<Expr, T>, node: Expr): T {
 }
 
 /**
- * Every binary node becomes a promise that waits for both operands and then makes one call,
- * so independent subtrees are in flight together: `(1+2)*(3+4)` issues both adds at once.
+ * The nodes of an expression numbered children first (the root last), each once even when a
+ * hand-built tree shares it, with its operands' numbers: `left` is a negation's operand.
  */
-export function createEvaluator({ arithmetic }: { arithmetic: ArithmeticPort }): Evaluator {
+function plan(expr: Expr) {
+  const index = new Map<Expr, number>();
+  const nodes: Expr[] = [];
+  for (const node of postOrder(expr)) {
+    if (index.has(node)) continue;
+    index.set(node, nodes.length);
+    nodes.push(node);
+  }
+  const left = new Array<number>(nodes.length).fill(0);
+  const right = new Array<number>(nodes.length).fill(0);
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i]!;
+    if (node.kind === 'neg') left[i] = index.get(node.operand)!;
+    else if (node.kind === 'bin') {
+      left[i] = index.get(node.left)!;
+      right[i] = index.get(node.right)!;
+    }
+  }
+  return { nodes, left, right };
+}
+
+/**
+ * A binary node is called as soon as both its operands are known, so independent subtrees are in
+ * flight together: `(1+2)*(3+4)` issues both adds at once. The evaluation is one small scheduler
+ * over the numbered nodes (operands still missing per node, a queue of calls ready to go, one
+ * reaction per call) rather than a chain of promises per node, which cost several times more.
+ */
+export function createEvaluator({ arithmetic, maxInflight = Infinity }: EvaluatorOptions): Evaluator {
   return {
-    async evaluate(expr) {
-      // Once one call has failed the answer is that failure, so calls not yet issued would only
-      // load the services for nothing; the first failure is also the one reported, whichever
-      // branch the rejection happens to reach the root through.
-      let failure: { error: unknown } | undefined;
-      const call = async (op: ArithmeticOp, a: number, b: number): Promise<number> => {
-        if (failure !== undefined) throw failure.error;
-        try {
-          return await arithmetic.compute(op, a, b);
-        } catch (error) {
-          failure ??= { error };
-          throw error;
+    evaluate(expr) {
+      const { nodes, left, right } = plan(expr);
+      const root = nodes.length - 1;
+      const values = new Array<number>(nodes.length).fill(0);
+      const missing = new Array<number>(nodes.length).fill(0);
+      // Who waits for each node; a node with several parents (hand-built trees) keeps the others in `more`.
+      const parent = new Array<number>(nodes.length).fill(-1);
+      let more: Map<number, number[]> | undefined;
+      const waitsFor = (child: number, p: number) => {
+        missing[p]!++;
+        if (parent[child] === -1) parent[child] = p;
+        else {
+          more ??= new Map();
+          const list = more.get(child);
+          if (list) list.push(p);
+          else more.set(child, [p]);
         }
       };
-
-      const results = new Map<Expr, Promise<number>>();
-      for (const node of postOrder(expr)) {
-        if (results.has(node)) continue; // a node shared by two parents is computed once
-        let result: Promise<number>;
-        if (node.kind === 'num') result = Promise.resolve(node.value);
-        else if (node.kind === 'neg') result = lookup(results, node.operand).then(negate);
-        else {
-          const { op } = node;
-          result = Promise.all([lookup(results, node.left), lookup(results, node.right)]).then(([a, b]) => call(op, a, b));
+      for (let i = 0; i < nodes.length; i++) {
+        const kind = nodes[i]!.kind;
+        if (kind === 'neg') waitsFor(left[i]!, i);
+        else if (kind === 'bin') {
+          waitsFor(left[i]!, i);
+          waitsFor(right[i]!, i);
         }
-        results.set(node, result);
       }
-      try {
-        return await lookup(results, expr);
-      } catch (error) {
-        throw failure !== undefined ? failure.error : error;
-      }
+
+      return new Promise<number>((resolve, reject) => {
+        const ready: number[] = [];
+        let next = 0;
+        let inflight = 0;
+        let failed = false;
+
+        // A node's value, and what it makes ready; negations are done here, in a loop, not as calls.
+        const known = (node: number, value: number) => {
+          values[node] = value;
+          const stack = [node];
+          for (let i = stack.pop(); i !== undefined; i = stack.pop()) {
+            if (i === root) return resolve(values[i]!);
+            const others = more?.get(i);
+            for (let k = -1; k < (others?.length ?? 0); k++) {
+              const p = k < 0 ? parent[i]! : others![k]!;
+              if (--missing[p]! !== 0) continue;
+              if (nodes[p]!.kind === 'neg') {
+                values[p] = negate(values[i]!);
+                stack.push(p);
+              } else ready.push(p);
+            }
+          }
+        };
+
+        // Once one call has failed the answer is that failure: calls not yet made would only load
+        // the services for nothing, and the first failure is the one reported.
+        const refused = (error: unknown) => {
+          inflight--;
+          if (failed) return;
+          failed = true;
+          reject(error);
+        };
+        const answered = (node: number) => (value: number) => {
+          inflight--;
+          if (failed) return;
+          known(node, value);
+          issue();
+        };
+
+        const issue = () => {
+          while (inflight < maxInflight && next < ready.length && !failed) {
+            const i = ready[next++]!;
+            inflight++;
+            let call: Promise<number>;
+            try {
+              call = arithmetic.compute((nodes[i] as BinaryNode).op, values[left[i]!]!, values[right[i]!]!);
+            } catch (error) {
+              call = Promise.reject(error);
+            }
+            call.then(answered(i), refused);
+          }
+        };
+
+        for (let i = 0; i < nodes.length; i++) {
+          const node = nodes[i]!;
+          if (node.kind === 'num') known(i, node.value);
+        }
+        issue();
+      });
     },
   };
 }
+
+type BinaryNode = Extract<Expr, { kind: 'bin' }>;
 
 /**
  * The same semantics with `compute` called in-process and synchronously: the gateway uses it

@@ -255,6 +255,41 @@ describe('createEvaluator', () => {
     assert.ok(Object.is(evaluateLocally(parseExpression('-(0)')), 0));
   });
 
+  test('when a hand-built tree shares a node, then it is computed once and every parent uses its value', async () => {
+    const { port, calls } = heldPort();
+    const shared: Expr = { kind: 'bin', op: 'add', left: { kind: 'num', value: 1 }, right: { kind: 'num', value: 2 } };
+    // (1+2) * (1+2) - -(1+2): the same node is both operands of one parent and the operand of a negation.
+    const tree: Expr = { kind: 'bin', op: 'subtract', left: { kind: 'bin', op: 'multiply', left: shared, right: shared }, right: { kind: 'neg', operand: shared } };
+    const result = createEvaluator({ arithmetic: port }).evaluate(tree);
+    await drained();
+    assert.equal(calls.length, 1);
+    calls[0]?.resolve(3);
+    await drained();
+    assert.deepEqual(calls.slice(1).map(({ op, a, b }) => `${op}(${a},${b})`), ['multiply(3,3)']);
+    calls[1]?.resolve(9);
+    await drained();
+    assert.deepEqual(calls.slice(2).map(({ op, a, b }) => `${op}(${a},${b})`), ['subtract(9,-3)']);
+    calls[2]?.resolve(12);
+    assert.equal(await result, 12);
+  });
+
+  test('when maxInflight is 2, then never more than two calls are out and the others follow in the order they became ready', async () => {
+    const { port, calls } = heldPort();
+    const result = createEvaluator({ arithmetic: port, maxInflight: 2 }).evaluate(parseExpression('(1+1)+(2+2)+(3+3)+(4+4)'));
+    const order: number[] = [];
+    for (let settled = 0; settled < 7; settled++) {
+      await drained();
+      const open = calls.length - settled;
+      assert.ok(open >= 1 && open <= 2, `${open} calls in flight`);
+      const call = calls[settled]!;
+      order.push(call.a);
+      call.resolve(call.a + call.b);
+    }
+    // The four leaves' additions first, in the order the parser wrote them, then the chain.
+    assert.deepEqual(order.slice(0, 4), [1, 2, 3, 4]);
+    assert.equal(await result, 20);
+  });
+
   test('when a hand-built tree is 100,000 levels deep, then both evaluators finish without a stack overflow', async () => {
     let sum: Expr = { kind: 'num', value: 0 };
     let negations: Expr = { kind: 'num', value: 7 };

@@ -8,7 +8,6 @@ import { createEvaluator, parseExpression } from '../../domain/index.js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { CalcError } from '../../shared/errors.js';
 import { createStreamMount, EVALUATOR_STREAM_PATH, StatusError, type StreamCallContext } from '../stream-host.js';
-import { createLimit } from './limit.js';
 import type { TraceContext } from '../../shared/tracing.js';
 
 export interface EvaluatorDeps {
@@ -31,6 +30,7 @@ export function evaluateExpression(
   expression: string,
   context: { requestId: string; deadline: number } & TraceContext,
   budgetMs = deps.deadlineMs,
+  withdrawn?: StreamCallContext,
 ) {
   const tree = parseExpression(expression);
   const now = Date.now();
@@ -39,24 +39,18 @@ export function evaluateExpression(
   // reaches the caller as this evaluator's UNAVAILABLE answer, not as the caller's own
   // DEADLINE_EXCEEDED (which would count against this evaluator's circuit).
   const deadline = Math.min(context.deadline - Math.min(100, callerLeft * 0.1), now + budgetMs);
-  const limit = createLimit(deps.maxInflight ?? 64);
   // The calls share the expression's deadline: running out of it is the expression's, not a replica's failure.
   const options = { deadline, requestId: context.requestId, sharedDeadline: true, traceparent: context.traceparent, tracestate: context.tracestate };
+  const { upstreams } = deps;
   const evaluator = createEvaluator({
+    maxInflight: deps.maxInflight ?? 64,
     arithmetic: {
-      compute: (op: ArithmeticOp, a: number, b: number) => limit(() => deps.upstreams.arithmetic(op, a, b, options)),
+      // A withdrawn call (its caller cancelled it) makes no further calls.
+      compute: (op: ArithmeticOp, a: number, b: number) =>
+        withdrawn?.cancelled ? Promise.reject(new CalcError('UPSTREAM_ERROR', 'the caller withdrew the call')) : upstreams.arithmetic(op, a, b, options),
     },
   });
   return evaluator.evaluate(tree);
-}
-
-/** The same upstreams, except that a withdrawn call makes no further calls. */
-function cancellable(upstreams: Upstreams, context: StreamCallContext): Upstreams {
-  return {
-    ...upstreams,
-    arithmetic: (op, a, b, options) =>
-      context.cancelled ? Promise.reject(new CalcError('UPSTREAM_ERROR', 'the caller withdrew the call')) : upstreams.arithmetic(op, a, b, options),
-  };
 }
 
 export function buildEvaluatorServer(deps: EvaluatorDeps): ServiceHost {
@@ -64,7 +58,7 @@ export function buildEvaluatorServer(deps: EvaluatorDeps): ServiceHost {
     path: EVALUATOR_STREAM_PATH,
     handle: (call, context) => {
       if (call.method !== 'Evaluate') throw new StatusError(GrpcStatus.UNIMPLEMENTED, `${call.method || 'an empty method'} is not served here; this is the evaluate service`);
-      return evaluateExpression({ ...deps, upstreams: cancellable(deps.upstreams, context) }, call.expression, context);
+      return evaluateExpression(deps, call.expression, context, deps.deadlineMs, context);
     },
     logger: deps.logger,
     observe: deps.observe,
