@@ -32,10 +32,25 @@ export type Expr =
 export const MAX_EXPRESSION_CHARS = 4096;
 export const MAX_DEPTH = 64;
 
-const NUMBER = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
-const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
-const SUM_OPS: Readonly<Record<string, ArithmeticOp>> = { '+': 'add', '-': 'subtract' };
-const PRODUCT_OPS: Readonly<Record<string, ArithmeticOp>> = { '*': 'multiply', '/': 'divide' };
+const enum Char {
+  Tab = 9,
+  LineFeed = 10,
+  CarriageReturn = 13,
+  Space = 32,
+  Open = 40,
+  Close = 41,
+  Star = 42,
+  Plus = 43,
+  Minus = 45,
+  Dot = 46,
+  Slash = 47,
+  Zero = 48,
+  Nine = 57,
+  UpperE = 69,
+  LowerE = 101,
+}
+
+const isDigit = (code: number) => code >= Char.Zero && code <= Char.Nine;
 
 export function parseExpression(input: unknown): Expr {
   // A non-string has no position to point at; the message names what arrived instead.
@@ -48,6 +63,10 @@ export function parseExpression(input: unknown): Expr {
   return new Parser(input).parse();
 }
 
+/**
+ * A recursive-descent parser over character codes: it runs twice per expression on the hot path
+ * (the gateway checks what the evaluator then computes), so it allocates nothing but the nodes.
+ */
 class Parser {
   private pos = 0;
   private depth = 0;
@@ -61,23 +80,26 @@ class Parser {
     return expr;
   }
 
+  // Binary chains are loops rather than recursion: left associativity falls out and long chains cost no stack.
   private expression(): Expr {
-    return this.binaryChain(SUM_OPS, () => this.term());
+    let left = this.term();
+    for (;;) {
+      this.skipWhitespace();
+      const ch = this.src.charCodeAt(this.pos);
+      if (ch !== Char.Plus && ch !== Char.Minus) return left;
+      this.pos++;
+      left = { kind: 'bin', op: ch === Char.Plus ? 'add' : 'subtract', left, right: this.term() };
+    }
   }
 
   private term(): Expr {
-    return this.binaryChain(PRODUCT_OPS, () => this.factor());
-  }
-
-  /** A loop rather than recursion: left associativity falls out and long chains cost no stack. */
-  private binaryChain(ops: Readonly<Record<string, ArithmeticOp>>, operand: () => Expr): Expr {
-    let left = operand();
+    let left = this.factor();
     for (;;) {
       this.skipWhitespace();
-      const op = Object.hasOwn(ops, this.peek()) ? ops[this.peek()] : undefined;
-      if (op === undefined) return left;
+      const ch = this.src.charCodeAt(this.pos);
+      if (ch !== Char.Star && ch !== Char.Slash) return left;
       this.pos++;
-      left = { kind: 'bin', op, left, right: operand() };
+      left = { kind: 'bin', op: ch === Char.Star ? 'multiply' : 'divide', left, right: this.factor() };
     }
   }
 
@@ -86,11 +108,11 @@ class Parser {
     let signs = 0;
     for (;;) {
       this.skipWhitespace();
-      const ch = this.peek();
-      if (ch !== '-' && ch !== '+') break;
+      const ch = this.src.charCodeAt(this.pos);
+      if (ch !== Char.Minus && ch !== Char.Plus) break;
       this.enter();
       signs++;
-      if (ch === '-') negations++;
+      if (ch === Char.Minus) negations++;
       this.pos++;
     }
     let expr = this.primary();
@@ -102,27 +124,50 @@ class Parser {
 
   private primary(): Expr {
     this.skipWhitespace();
-    if (this.peek() === '(') {
+    if (this.src.charCodeAt(this.pos) === Char.Open) {
       const open = this.pos;
       this.enter();
       this.pos++;
       const inner = this.expression();
       this.skipWhitespace();
-      if (this.peek() !== ')') throw this.unexpected(`an operator or ')' to close '(' at position ${open + 1}`);
+      if (this.src.charCodeAt(this.pos) !== Char.Close) throw this.unexpected(`an operator or ')' to close '(' at position ${open + 1}`);
       this.pos++;
       this.depth--;
       return inner;
     }
-    NUMBER.lastIndex = this.pos;
-    const match = NUMBER.exec(this.src);
-    if (match === null) throw this.unexpected("a number, '(' or a sign");
-    const literal = match[0];
+    const end = this.numberEnd();
+    if (end === this.pos) throw this.unexpected("a number, '(' or a sign");
+    const literal = this.src.slice(this.pos, end);
     const value = Number(literal);
     if (!Number.isFinite(value)) {
       throw invalidArgument(`number ${quote(literal)} at position ${this.pos + 1} is out of range`);
     }
-    this.pos += literal.length;
+    this.pos = end;
     return { kind: 'num', value };
+  }
+
+  /** Where the number literal at `pos` ends (`pos` itself when there is none): digits ['.' digits?] | '.' digits, then [eE] [+-]? digits. */
+  private numberEnd(): number {
+    const src = this.src;
+    let at = this.pos;
+    while (isDigit(src.charCodeAt(at))) at++;
+    const whole = at > this.pos;
+    if (src.charCodeAt(at) === Char.Dot) {
+      let fraction = at + 1;
+      while (isDigit(src.charCodeAt(fraction))) fraction++;
+      if (whole || fraction > at + 1) at = fraction;
+    }
+    if (at === this.pos) return at;
+    const e = src.charCodeAt(at);
+    if (e === Char.LowerE || e === Char.UpperE) {
+      let exponent = at + 1;
+      const sign = src.charCodeAt(exponent);
+      if (sign === Char.Plus || sign === Char.Minus) exponent++;
+      const digits = exponent;
+      while (isDigit(src.charCodeAt(exponent))) exponent++;
+      if (exponent > digits) at = exponent;
+    }
+    return at;
   }
 
   private enter(): void {
@@ -132,11 +177,11 @@ class Parser {
   }
 
   private skipWhitespace(): void {
-    while (WHITESPACE.has(this.peek())) this.pos++;
-  }
-
-  private peek(): string {
-    return this.src[this.pos] ?? '';
+    for (;;) {
+      const ch = this.src.charCodeAt(this.pos);
+      if (ch !== Char.Space && ch !== Char.Tab && ch !== Char.LineFeed && ch !== Char.CarriageReturn) return;
+      this.pos++;
+    }
   }
 
   private unexpected(expected: string) {
