@@ -9,15 +9,22 @@ export interface Policy {
   execute<T>(fn: () => Promise<T>): Promise<T>;
 }
 
+export interface RetryPolicy {
+  /** `fn` is given the failure of the attempt before it (undefined the first time). */
+  execute<T>(fn: (previous: unknown) => Promise<T>): Promise<T>;
+}
+
 /** Runs `fn` again (up to `maxAttempts` in all) while `shouldRetry` says the failure may go elsewhere. */
-export function retry(options: { readonly maxAttempts: number; readonly shouldRetry: (error: unknown) => boolean }): Policy {
+export function retry(options: { readonly maxAttempts: number; readonly shouldRetry: (error: unknown) => boolean }): RetryPolicy {
   return {
     async execute(fn) {
+      let previous: unknown;
       for (let attempt = 1; ; attempt++) {
         try {
-          return await fn();
+          return await fn(previous);
         } catch (error) {
           if (attempt >= options.maxAttempts || !options.shouldRetry(error)) throw error;
+          previous = error;
         }
       }
     },

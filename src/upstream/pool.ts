@@ -17,7 +17,7 @@
 import { status as GrpcStatus, type ChannelCredentials } from '@grpc/grpc-js';
 import type { ArithmeticOp, ServiceOp } from '../shared/operations.js';
 import { SERVICE_OPS } from '../shared/operations.js';
-import { circuit, CircuitBreaker, retry, type BreakerState, type Verdict } from '../resilience/index.js';
+import { circuit, CircuitBreaker, retry, type BreakerState, type Policy, type Verdict } from '../resilience/index.js';
 import { createTargetClient, type CallOptions, type TargetClient } from './client.js';
 import { isUpstreamUnavailable, UpstreamUnavailableError } from './errors.js';
 import { createHealthProbe, type ReplicaHealth } from './health.js';
@@ -113,6 +113,8 @@ interface Replica {
   readonly client: TargetClient;
   readonly probe: ReturnType<typeof createHealthProbe>;
   readonly breaker: CircuitBreaker;
+  /** The breaker's policy for a call with its own deadline, and for one sharing a larger job's (made once, not per call). */
+  readonly circuits: { readonly own: Policy; readonly shared: Policy };
   health: ReplicaHealth;
   inFlight: number;
   stopWatch: (() => void) | undefined;
@@ -127,11 +129,11 @@ const watchesLink = (client: TargetClient): client is StreamTargetClient => type
  * sent (no time left), or cut short because the caller's larger job ran out of time, says
  * nothing about it.
  */
-function judge(error: unknown, options: CallOptions): Verdict {
+function judge(error: unknown, sharedDeadline: boolean): Verdict {
   if (!isUpstreamUnavailable(error)) return 'success';
   if (error.origin === 'peer') return 'success';
   if (!error.replicaFailed) return 'inconclusive';
-  if (options.sharedDeadline && error.grpcCode === GrpcStatus.DEADLINE_EXCEEDED) return 'inconclusive';
+  if (sharedDeadline && error.grpcCode === GrpcStatus.DEADLINE_EXCEEDED) return 'inconclusive';
   return 'failure';
 }
 
@@ -141,6 +143,17 @@ const failover = retry({ maxAttempts: 2, shouldRetry: (error) => isUpstreamUnava
 function createReplicaPool(op: ServiceOp, targets: readonly string[], options: ResilienceOptions) {
   const replicas = targets.map((target): Replica => {
     const probe = createHealthProbe(target, options.credentials);
+    const breaker = new CircuitBreaker({
+      failureThreshold: options.failureThreshold ?? DEFAULTS.CALC_BREAKER_FAILURES,
+      halfOpenAfterMs: options.halfOpenAfterMs ?? DEFAULTS.CALC_BREAKER_HALF_OPEN_MS,
+      // A replica without a health service is tried with a real call (gRFC A17).
+      probe: async () => {
+        replica.health = await probe.check('', 500);
+        return replica.health === 'UNIMPLEMENTED' ? 'trial' : replica.health === 'SERVING';
+      },
+      onStateChange: (state, previous) => options.onBreakerChange?.(op, target, state, previous),
+      now: options.now,
+    });
     const replica: Replica = {
       target,
       client: createClient(target, options),
@@ -149,17 +162,11 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
       inFlight: 0,
       stopWatch: undefined,
       stopLink: undefined,
-      breaker: new CircuitBreaker({
-        failureThreshold: options.failureThreshold ?? DEFAULTS.CALC_BREAKER_FAILURES,
-        halfOpenAfterMs: options.halfOpenAfterMs ?? DEFAULTS.CALC_BREAKER_HALF_OPEN_MS,
-        // A replica without a health service is tried with a real call (gRFC A17).
-        probe: async () => {
-          replica.health = await probe.check('', 500);
-          return replica.health === 'UNIMPLEMENTED' ? 'trial' : replica.health === 'SERVING';
-        },
-        onStateChange: (state, previous) => options.onBreakerChange?.(op, target, state, previous),
-        now: options.now,
-      }),
+      breaker,
+      circuits: {
+        own: circuit(breaker, (error) => judge(error, false)),
+        shared: circuit(breaker, (error) => judge(error, true)),
+      },
     };
     if (options.watchHealth !== false) {
       replica.stopWatch = probe.watch((health) => {
@@ -187,10 +194,10 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
     (allOpenError ??= withoutStack(() => new UpstreamUnavailableError(`${op}: no replica can be called (every circuit is open)`, targets.join(','), GrpcStatus.UNAVAILABLE, 'circuit')));
 
   /** The next replica in turn whose circuit allows a call, other than those already tried. */
-  const pick = (tried: ReadonlySet<Replica>): Replica | undefined => {
+  const pick = (tried: Replica | undefined): Replica | undefined => {
     for (let i = 0; i < replicas.length; i++) {
       const replica = replicas[(next + i) % replicas.length]!;
-      if (!tried.has(replica) && replica.breaker.allows()) {
+      if (replica !== tried && replica.breaker.allows()) {
         next = (next + i + 1) % replicas.length;
         return replica;
       }
@@ -198,36 +205,41 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
     return undefined;
   };
 
-  async function measured<T>(replica: Replica, attempt: (client: TargetClient) => Promise<T>): Promise<T> {
+  function measured<T>(replica: Replica, attempt: (client: TargetClient) => Promise<T>): Promise<T> {
     replica.inFlight++;
     const started = performance.now();
-    let outcome = 'OK';
-    try {
-      return await attempt(replica.client);
-    } catch (error) {
-      outcome = (error as { code?: string }).code ?? 'INTERNAL';
-      throw error;
-    } finally {
+    const done = (outcome: string) => {
       replica.inFlight--;
       options.onCall?.(op, replica.target, outcome, (performance.now() - started) / 1000);
+    };
+    let call: Promise<T>;
+    try {
+      call = attempt(replica.client);
+    } catch (error) {
+      call = Promise.reject(error);
     }
+    return call.then(
+      (value) => {
+        done('OK');
+        return value;
+      },
+      (error: unknown) => {
+        done((error as { code?: string }).code ?? 'INTERNAL');
+        throw error;
+      },
+    );
   }
 
   return {
     /** Pick a replica, call it through its circuit; when it did not answer, once more on another. */
     call<T>(attempt: (client: TargetClient) => Promise<T>, callOptions: CallOptions): Promise<T> {
-      const tried = new Set<Replica>();
-      let last: unknown;
-      return failover.execute(async () => {
+      // `failover` makes two attempts at most: the second skips the replica of the first.
+      let tried: Replica | undefined;
+      return failover.execute((previous) => {
         const replica = pick(tried);
-        if (!replica) throw last ?? allOpen();
-        tried.add(replica);
-        try {
-          return await circuit(replica.breaker, (error) => judge(error, callOptions)).execute(() => measured(replica, attempt));
-        } catch (error) {
-          last = error;
-          throw error;
-        }
+        if (!replica) return Promise.reject(previous ?? allOpen());
+        tried = replica;
+        return (callOptions.sharedDeadline ? replica.circuits.shared : replica.circuits.own).execute(() => measured(replica, attempt));
       });
     },
     status: (): ReplicaStatus[] =>
