@@ -18,7 +18,7 @@ import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stre
 import { status as GrpcStatus, type Server } from '@grpc/grpc-js';
 import { CalcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { decodeCall, FrameReader, FramingError, frameReply, type StreamCall } from '../upstream/stream-codec.js';
+import { decodeCall, FrameReader, FramingError, FrameWriter, writeReply, type StreamCall, type StreamReply } from '../upstream/stream-codec.js';
 import { SpanKind, startRpcSpan, type TraceContext, type Traced } from '../shared/tracing.js';
 import type { CallObserver } from './grpc-host.js';
 
@@ -71,7 +71,7 @@ interface OpenStream {
   readonly stream: ServerHttp2Stream;
   readonly calls: Map<number, HeldCall>;
   /** Replies framed this turn of the event loop, written together (one DATA frame, one write). */
-  readonly out: Buffer[];
+  readonly out: FrameWriter;
   clientEnded: boolean;
   writeBlocked: boolean;
   paused: boolean;
@@ -124,10 +124,8 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
 
   const flush = (s: OpenStream) => {
     dirty.delete(s);
-    if (s.out.length === 0) return;
-    const chunk = s.out.length === 1 ? s.out[0]! : Buffer.concat(s.out);
-    s.out.length = 0;
-    if (s.stream.destroyed || s.stream.writableEnded) return;
+    const chunk = s.out.take();
+    if (!chunk || s.stream.destroyed || s.stream.writableEnded) return;
     if (!s.stream.write(chunk) && !s.writeBlocked) {
       s.writeBlocked = true;
       updateFlow(s);
@@ -143,9 +141,9 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     for (const s of dirty) flush(s);
   };
 
-  const send = (s: OpenStream, reply: Parameters<typeof frameReply>[0]) => {
+  const send = (s: OpenStream, reply: Partial<StreamReply> & { id: number }) => {
     if (s.stream.destroyed || s.stream.writableEnded) return;
-    s.out.push(frameReply(reply));
+    writeReply(s.out, reply);
     dirty.add(s);
     flushing ??= setImmediate(flushAll);
   };
@@ -176,8 +174,8 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     maybeFinish(s);
   };
 
-  const onMessage = (s: OpenStream, message: Buffer) => {
-    const call = decodeCall(message);
+  const onMessage = (s: OpenStream, buffer: Buffer, start: number, end: number) => {
+    const call = decodeCall(buffer, start, end);
     const known = s.calls.get(call.id);
     if (call.cancel) {
       if (known) {
@@ -225,13 +223,13 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     const encoding = headers['grpc-encoding'];
     if (encoding !== undefined && encoding !== 'identity') return trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `grpc-encoding ${String(encoding)} is not supported`);
     stream.respond(GRPC_HEADERS, { waitForTrailers: true });
-    const s: OpenStream = { stream, calls: new Map(), out: [], clientEnded: false, writeBlocked: false, paused: false, status: GrpcStatus.OK, message: '' };
+    const s: OpenStream = { stream, calls: new Map(), out: new FrameWriter(), clientEnded: false, writeBlocked: false, paused: false, status: GrpcStatus.OK, message: '' };
     open.add(s);
     const reader = new FrameReader(maxMessageBytes);
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(s.status), 'grpc-message': encodeURIComponent(s.message) }));
     stream.on('data', (chunk: Buffer) => {
       try {
-        reader.push(chunk, (message) => onMessage(s, message));
+        reader.push(chunk, (buffer, start, end) => onMessage(s, buffer, start, end));
       } catch (error) {
         // The stream cannot be read on: its calls are abandoned (the caller retries them) and it ends with the reason.
         for (const context of s.calls.values()) {
@@ -255,7 +253,7 @@ export function createStreamMount(options: StreamMountOptions): StreamMount {
     stream.on('close', () => {
       open.delete(s);
       dirty.delete(s);
-      s.out.length = 0;
+      s.out.clear();
       for (const context of s.calls.values()) {
         context.cancelled = true;
         context.span.end(new CalcError('UPSTREAM_ERROR', 'the stream closed before the answer'));

@@ -40,7 +40,7 @@ import { fromGrpcError, UNAVAILABLE_STATUSES, UpstreamUnavailableError } from '.
 import { createH2TargetClient, type H2Tls } from './h2-client.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './codec.js';
 import { fromHttpStatus, fromRstCode, type WireStatus } from './h2-status.js';
-import { decodeReply, FrameReader, frameCall, FramingError } from './stream-codec.js';
+import { decodeReply, FrameReader, FramingError, FrameWriter, writeCall } from './stream-codec.js';
 import { percentDecoded, probe } from './h2-session.js';
 
 
@@ -122,8 +122,8 @@ interface Link {
   readonly stream: ClientHttp2Stream;
   readonly session: ClientHttp2Session;
   readonly calls: Map<number, Pending>;
-  /** Calls (and cancels) framed this turn of the event loop, written together by `flush`. */
-  readonly out: Buffer[];
+  /** Calls (and cancels) framed this turn of the event loop, written together by `flushAll`. */
+  readonly out: FrameWriter;
   readonly openedAt: number;
   blocked: boolean;
   ended: boolean;
@@ -371,14 +371,14 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
       'user-agent': USER_AGENT,
     });
     streamsOpened++;
-    const link: Link = { stream, session: used, calls: new Map(), out: [], openedAt: Date.now(), blocked: false, ended: false, up: false, httpStatus: undefined, dropped: false, orphans: 0 };
+    const link: Link = { stream, session: used, calls: new Map(), out: new FrameWriter(), openedAt: Date.now(), blocked: false, ended: false, up: false, httpStatus: undefined, dropped: false, orphans: 0 };
     channel.links.add(link);
     const reader = new FrameReader(maxMessageBytes);
-    const onReply = (message: Buffer) => {
+    const onReply = (buffer: Buffer, start: number, end: number) => {
       if (link.ended) return;
       let reply;
       try {
-        reply = decodeReply(message);
+        reply = decodeReply(buffer, start, end);
       } catch (error) {
         throw new PeerViolation(GrpcStatus.INTERNAL, `Reply parsing error: ${(error as Error).message}`);
       }
@@ -457,16 +457,14 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
   const flushAll = () => {
     flushing = undefined;
     for (const link of dirty) {
-      const chunk = link.out.length === 1 ? link.out[0]! : Buffer.concat(link.out);
-      link.out.length = 0;
-      if (link.ended || link.stream.destroyed) continue;
+      const chunk = link.out.take();
+      if (!chunk || link.ended || link.stream.destroyed) continue;
       if (!link.stream.write(chunk)) link.blocked = true;
     }
     dirty.clear();
   };
 
-  const enqueueFrame = (link: Link, frame: Buffer) => {
-    link.out.push(frame);
+  const dirtied = (link: Link) => {
     dirty.add(link);
     flushing ??= setImmediate(flushAll);
   };
@@ -475,7 +473,8 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     pending.link = link;
     link.calls.set(pending.id, pending);
     const timeoutMs = Math.max(1, Math.ceil(pending.deadline - Date.now()));
-    enqueueFrame(link, frameCall({ id: pending.id, method: pending.method, num1: pending.num1, num2: pending.num2, expression: pending.expression, timeoutMs, requestId: pending.requestId, traceparent: pending.traceparent ?? '', tracestate: pending.tracestate ?? '' }));
+    writeCall(link.out, { id: pending.id, method: pending.method, num1: pending.num1, num2: pending.num2, expression: pending.expression, timeoutMs, requestId: pending.requestId, traceparent: pending.traceparent ?? '', tracestate: pending.tracestate ?? '' });
+    dirtied(link);
   };
 
   /** Writes waiting calls while the current stream has room. */
@@ -503,7 +502,8 @@ export function createStreamTargetClient(target: string, options: StreamClientOp
     const link = pending.link;
     if (link && !link.ended && !link.stream.destroyed) {
       link.orphans++;
-      enqueueFrame(link, frameCall({ id: pending.id, cancel: true }));
+      writeCall(link.out, { id: pending.id, cancel: true });
+      dirtied(link);
     }
   };
 

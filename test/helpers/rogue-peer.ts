@@ -264,8 +264,8 @@ export async function startRoguePeer(mode: RogueMode = 'ok', port = 0): Promise<
     const reader = new FrameReader(64 * 1024);
     let first = true;
     stream.on('data', (chunk: Buffer) =>
-      reader.push(chunk, (message) => {
-        const call = decodeCall(message);
+      reader.push(chunk, (buffer, start, end) => {
+        const call = decodeCall(buffer, start, end);
         if (call.cancel) return;
         streamCalls++;
         if (mode === 'ok') return void stream.write(reply(call.id, call.num1 + call.num2));

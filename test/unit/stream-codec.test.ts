@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeCall, decodeReply, FrameReader, FramingError, frameCall, frameReply } from '../../src/upstream/stream-codec.js';
+import { decodeCall, decodeReply, FrameReader, FramingError, FrameWriter, frameCall, frameReply, writeCall, writeReply } from '../../src/upstream/stream-codec.js';
 import { loadProto } from '../../src/shared/proto.js';
 
 test('when a Call and a Reply are framed and decoded, then every field comes back (negative zero and unicode included)', () => {
@@ -22,7 +22,7 @@ test('when frames arrive split and joined across chunks, then the reader yields 
   const frames = Buffer.concat([frameReply({ id: 1, result: 1 }), frameReply({ id: 2, message: 'x'.repeat(300) }), frameReply({ id: 3 })]);
   const reader = new FrameReader(1024);
   const ids: number[] = [];
-  for (let at = 0; at < frames.length; at += 7) reader.push(frames.subarray(at, at + 7), (m) => ids.push(decodeReply(m).id));
+  for (let at = 0; at < frames.length; at += 7) reader.push(frames.subarray(at, at + 7), (buffer, start, end) => ids.push(decodeReply(buffer, start, end).id));
   assert.deepEqual(ids, [1, 2, 3]);
 });
 
@@ -87,4 +87,38 @@ test('when a message is cut anywhere, then decoding either throws or yields fiel
       assert.match((error as Error).message, /truncated/, `cut at ${end}`);
     }
   }
+});
+
+test('when a message is decoded inside a larger buffer, then only its own bytes are read', () => {
+  const call = frameCall({ id: 9, method: 'Add', num1: 6, num2: 7, requestId: 'r-9' }).subarray(5);
+  // Trailing bytes that would be a field (id 1 = 5) if they were read.
+  const padded = Buffer.concat([Buffer.from([0x08, 0x02]), call, Buffer.from([0x08, 0x05])]);
+  assert.deepEqual(decodeCall(padded, 2, 2 + call.length), decodeCall(call));
+  assert.throws(() => decodeCall(padded, 2, 2 + call.length - 1), /truncated/);
+  const reply = frameReply({ id: 300, result: 13 }).subarray(5);
+  const inside = Buffer.concat([Buffer.from([0xff]), reply, Buffer.from([0x08, 0x05])]);
+  assert.deepEqual(decodeReply(inside, 1, 1 + reply.length), { id: 300, result: 13, code: 0, errorCode: '', message: '', hasResult: true });
+});
+
+test('when frames are written into a FrameWriter, then each take hands out the frames since the last one, and later frames never overwrite them', () => {
+  const writer = new FrameWriter();
+  assert.equal(writer.take(), undefined);
+  writeCall(writer, { id: 1, method: 'Add', num1: 1, num2: 2 });
+  writeReply(writer, { id: 2, result: 3 });
+  const first = writer.take()!;
+  const firstCopy = Buffer.from(first);
+  assert.deepEqual(first, Buffer.concat([frameCall({ id: 1, method: 'Add', num1: 1, num2: 2 }), frameReply({ id: 2, result: 3 })]));
+  assert.ok(writer.empty);
+  // Enough frames to fill the slab several times over, some larger than a slab.
+  const expected: Buffer[] = [];
+  for (let i = 0; i < 400; i++) {
+    const call = { id: 10 + i, method: 'Evaluate', expression: 'x'.repeat(i % 7 === 0 ? 20_000 : 100) };
+    writeCall(writer, call);
+    expected.push(frameCall(call));
+    if (i % 50 === 49) assert.deepEqual(writer.take(), Buffer.concat(expected.splice(0)));
+  }
+  assert.deepEqual(first, firstCopy, 'the first chunk is unchanged');
+  const ids: number[] = [];
+  new FrameReader(64 * 1024).push(Buffer.concat([first]), (buffer, start, end) => ids.push(decodeCall(buffer, start, end).id));
+  assert.deepEqual(ids, [1, 2]);
 });
