@@ -40,10 +40,14 @@ test('when a new user runs npm start, then the four routes answer, and Ctrl-C le
   // only the pre/post scripts: `start` itself runs as it does for a new user.
   system = spawnGroup('npm', ['start', '--silent', '--ignore-scripts'], env, ROOT);
   const base = `http://127.0.0.1:${gateway}`;
+  const started = system;
   await waitFor(async () => {
     const ready = await http(`${base}/readyz`).catch(() => undefined);
     return ready?.body?.services?.divide?.serving ? true : undefined;
-  }, 'the gateway to be ready with every service serving', 60_000);
+  }, 'the gateway to be ready with every service serving', 60_000).catch((error: Error) => {
+    // What the processes said is what tells a slow start from a failed one.
+    throw new Error(`${error.message}\n--- output of npm start (last 4 KiB) ---\n${started.output().slice(-4096)}`);
+  });
 
   assert.deepEqual(
     await Promise.all(['add', 'subtract', 'multiply', 'divide'].map(async (op) => (await http(`${base}/${op}/6/3`)).body.result)),
