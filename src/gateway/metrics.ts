@@ -3,7 +3,7 @@
  * test process). Queue depth, age and dead letters are read from the queue at scrape time.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from '../shared/hot-metrics.js';
+import { HotCounter, HotHistogram, SeriesCache, type CounterSeries, type HistogramSeries } from '../shared/hot-metrics.js';
 import type { BreakerState } from '../resilience/index.js';
 import { SERVICE_OPS, type ServiceOp } from '../shared/operations.js';
 import type { DurableQueue, OperationStats } from '../queue/types.js';
@@ -86,29 +86,21 @@ export function createGatewayMetrics(options: { queue?: DurableQueue; defaultMet
   }
 
   // The series of a label combination, looked up once (hot-metrics.ts): these run on every request.
-  const httpChildren = new Map<string, { requests: CounterSeries; duration: HistogramSeries }>();
-  const callChildren = new Map<string, { calls: CounterSeries; duration: HistogramSeries }>();
+  const httpChildren = new SeriesCache<{ requests: CounterSeries; duration: HistogramSeries }>();
+  const callChildren = new SeriesCache<{ calls: CounterSeries; duration: HistogramSeries }>();
 
   return {
     registry,
     observeHttp(method: string, route: string, status: number, seconds: number) {
-      const key = `${method} ${status} ${route}`;
-      let child = httpChildren.get(key);
-      if (!child) {
+      const child = httpChildren.get(method, route, status, () => {
         const labels = { method, route, status: String(status) };
-        child = { requests: httpRequests.series(labels), duration: httpDuration.series(labels) };
-        httpChildren.set(key, child);
-      }
+        return { requests: httpRequests.series(labels), duration: httpDuration.series(labels) };
+      });
       child.requests.inc();
       child.duration.observe(seconds);
     },
     observeCall(op: ServiceOp, target: string, outcome: string, seconds: number) {
-      const key = `${op} ${outcome} ${target}`;
-      let child = callChildren.get(key);
-      if (!child) {
-        child = { calls: grpcCalls.series({ operation: op, target, outcome }), duration: grpcDuration.series({ operation: op, outcome }) };
-        callChildren.set(key, child);
-      }
+      const child = callChildren.get(op, outcome, target, () => ({ calls: grpcCalls.series({ operation: op, target, outcome }), duration: grpcDuration.series({ operation: op, outcome }) }));
       child.calls.inc();
       child.duration.observe(seconds);
     },

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
-import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from '../shared/hot-metrics.js';
+import { HotCounter, HotHistogram, SeriesCache, type CounterSeries, type HistogramSeries } from '../shared/hot-metrics.js';
 import type { Logger } from '../shared/logger.js';
 import type { ServiceOp } from '../shared/operations.js';
 
@@ -21,18 +21,13 @@ export function createServiceMetrics(op: ServiceOp) {
   // Looked up once (hot-metrics.ts): these run on every call and every drained task.
   const drainedDone = drained.series({ operation: op, outcome: 'done' });
   const drainedFailed = drained.series({ operation: op, outcome: 'failed' });
-  const callSeries = new Map<string, { calls: CounterSeries; duration: HistogramSeries }>();
+  const callSeries = new SeriesCache<{ calls: CounterSeries; duration: HistogramSeries }>();
   const retried = new Counter({ name: 'calcmesh_tasks_retried_total', help: 'queued tasks given back to retry later (a service they need is unavailable)', labelNames: ['operation'], registers: [registry] });
 
   return {
     registry,
     observeCall(rpc: string, outcome: string, seconds: number) {
-      const key = `${rpc} ${outcome}`;
-      let series = callSeries.get(key);
-      if (!series) {
-        series = { calls: calls.series({ rpc, outcome }), duration: duration.series({ rpc, outcome }) };
-        callSeries.set(key, series);
-      }
+      const series = callSeries.get(rpc, outcome, '', () => ({ calls: calls.series({ rpc, outcome }), duration: duration.series({ rpc, outcome }) }));
       series.calls.inc();
       series.duration.observe(seconds);
     },

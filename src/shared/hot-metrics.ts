@@ -150,3 +150,23 @@ export class HotHistogram<T extends string> extends Histogram<T> {
     }
   }
 }
+
+/**
+ * What a request path keeps per label combination (its series), found by the label values
+ * themselves in nested maps: a key joined from them (`${a} ${b} ${c}`) is a new string to flatten
+ * and hash on every request, where these values (methods, routes, codes, targets) are a few
+ * constant strings and numbers whose hashes V8 keeps.
+ */
+export class SeriesCache<V> {
+  private readonly byFirst = new Map<string | number, Map<string | number, Map<string | number, V>>>();
+
+  get(a: string | number, b: string | number, c: string | number, make: () => V): V {
+    let second = this.byFirst.get(a);
+    if (!second) this.byFirst.set(a, (second = new Map()));
+    let third = second.get(b);
+    if (!third) second.set(b, (third = new Map()));
+    let value = third.get(c);
+    if (value === undefined) third.set(c, (value = make()));
+    return value;
+  }
+}
