@@ -24,7 +24,7 @@ const USAGE = `usage: npm run bench -- [options]
   --backlog N          tasks in the drain cases (default 100000)
   --drain-timeout S    give up a drain after this long (default 60)
   --recoveries N       kill/restart cycles of the recovery case (default 7)
-  --rounds N           rounds of the interleaved case (default 3): bare, direct and evaluator in turn
+  --rounds N           rounds of the interleaved case (default 5): bare, direct and evaluator in turn
   --memory             also the gateway's RSS over --memory-requests direct requests (takes minutes)
   --memory-requests N  (default 1000000)
   --cases a,b,…        only these: ${CASES.join(', ')} (docs are then not written unless --out is given)
@@ -42,7 +42,7 @@ function parseOptions() {
         backlog: { type: 'string', default: '100000' },
         'drain-timeout': { type: 'string', default: '60' },
         recoveries: { type: 'string', default: '7' },
-        rounds: { type: 'string', default: '3' },
+        rounds: { type: 'string', default: '5' },
         memory: { type: 'boolean', default: false },
         'memory-requests': { type: 'string', default: '1000000' },
         cases: { type: 'string' },
