@@ -52,6 +52,10 @@ const enum Char {
 
 const isDigit = (code: number) => code >= Char.Zero && code <= Char.Nine;
 
+/** The operators of each precedence level, by character code (a sparse array: anything else is undefined). */
+const SUM_OPS: Readonly<Record<number, ArithmeticOp>> = { [Char.Plus]: 'add', [Char.Minus]: 'subtract' };
+const PRODUCT_OPS: Readonly<Record<number, ArithmeticOp>> = { [Char.Star]: 'multiply', [Char.Slash]: 'divide' };
+
 export function parseExpression(input: unknown): Expr {
   // A non-string has no position to point at; the message names what arrived instead.
   if (typeof input !== 'string') {
@@ -80,26 +84,22 @@ class Parser {
     return expr;
   }
 
-  // Binary chains are loops rather than recursion: left associativity falls out and long chains cost no stack.
   private expression(): Expr {
-    let left = this.term();
-    for (;;) {
-      this.skipWhitespace();
-      const ch = this.src.charCodeAt(this.pos);
-      if (ch !== Char.Plus && ch !== Char.Minus) return left;
-      this.pos++;
-      left = { kind: 'bin', op: ch === Char.Plus ? 'add' : 'subtract', left, right: this.term() };
-    }
+    return this.chain(false);
   }
 
-  private term(): Expr {
-    let left = this.factor();
+  /**
+   * A chain of sums (`product` false) or of products: a loop rather than recursion, so left
+   * associativity falls out and long chains cost no stack.
+   */
+  private chain(product: boolean): Expr {
+    let left = product ? this.factor() : this.chain(true);
     for (;;) {
       this.skipWhitespace();
-      const ch = this.src.charCodeAt(this.pos);
-      if (ch !== Char.Star && ch !== Char.Slash) return left;
+      const op = product ? PRODUCT_OPS[this.src.charCodeAt(this.pos)] : SUM_OPS[this.src.charCodeAt(this.pos)];
+      if (op === undefined) return left;
       this.pos++;
-      left = { kind: 'bin', op: ch === Char.Star ? 'multiply' : 'divide', left, right: this.factor() };
+      left = { kind: 'bin', op, left, right: product ? this.factor() : this.chain(true) };
     }
   }
 
