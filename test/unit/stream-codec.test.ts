@@ -122,3 +122,14 @@ test('when frames are written into a FrameWriter, then each take hands out the f
   new FrameReader(64 * 1024).push(Buffer.concat([first]), (buffer, start, end) => ids.push(decodeCall(buffer, start, end).id));
   assert.deepEqual(ids, [1, 2]);
 });
+
+test('when a varint field is given a value outside uint32, then it is clamped into range, never written as a different number', () => {
+  const call = decodeCall(frameCall({ id: 4_294_967_295, timeoutMs: 2 ** 40 }).subarray(5));
+  assert.equal(call.id, 4_294_967_295);
+  assert.equal(call.timeoutMs, 0xffffffff, 'a huge timeout stays the largest one, not its low bits');
+  assert.equal(decodeCall(frameCall({ id: 7, timeoutMs: -5 }).subarray(5)).timeoutMs, 0);
+  assert.equal(decodeCall(frameCall({ id: 7, timeoutMs: 1.7 }).subarray(5)).timeoutMs, 1);
+  for (const value of [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, 268_435_455, 268_435_456, 2 ** 31, 2 ** 32 - 1]) {
+    assert.equal(decodeReply(frameReply({ id: value, result: 1 }).subarray(5)).id, value, `id ${value}`);
+  }
+});
