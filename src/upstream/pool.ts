@@ -193,7 +193,7 @@ function createReplicaPool(op: ServiceOp, targets: readonly string[], options: R
   const allOpen = () =>
     (allOpenError ??= withoutStack(() => new UpstreamUnavailableError(`${op}: no replica can be called (every circuit is open)`, targets.join(','), GrpcStatus.UNAVAILABLE, 'circuit')));
 
-  /** The next replica in turn whose circuit allows a call, other than those already tried. */
+  /** The next replica in turn whose circuit allows a call, other than the one already tried. */
   const pick = (tried: Replica | undefined): Replica | undefined => {
     for (let i = 0; i < replicas.length; i++) {
       const replica = replicas[(next + i) % replicas.length]!;
