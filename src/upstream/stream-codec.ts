@@ -57,8 +57,8 @@ function writeVarint(buffer: Buffer, at: number, value: number): number {
   return at;
 }
 
-// Encoding in two passes, sizes then bytes, into one allocation per frame: both ends of the hot
-// path frame every call and every reply (several per expression in the evaluator).
+// Encoding in two passes, sizes then bytes, straight into the writer's slab: both ends of the
+// hot path frame every call and every reply (several per expression in the evaluator).
 const varintField = (value: number) => (value === 0 ? 0 : 1 + varintSize(value));
 /** proto3 omits a zero double; -0 is kept so that its sign survives. */
 const doubleField = (value: number) => (value !== 0 || Object.is(value, -0) ? 9 : 0);
