@@ -7,7 +7,7 @@ import { createServiceHost, unary, type CallObserver, type ServiceHost } from '.
 import { createEvaluator, parseExpression } from '../../domain/index.js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { CalcError } from '../../shared/errors.js';
-import { createStreamMount, EVALUATOR_STREAM_PATH, StatusError, type StreamCallContext } from '../stream-host.js';
+import { createStreamMount, EVALUATOR_STREAM_PATH, StatusError } from '../stream-host.js';
 import type { TraceContext } from '../../shared/tracing.js';
 
 export interface EvaluatorDeps {
@@ -28,9 +28,9 @@ export interface EvaluatorDeps {
 export function evaluateExpression(
   deps: EvaluatorDeps,
   expression: string,
-  context: { requestId: string; deadline: number } & TraceContext,
+  // `cancelled` (a Stream call's context) turns true when the caller withdraws the call.
+  context: { requestId: string; deadline: number; readonly cancelled?: boolean } & TraceContext,
   budgetMs = deps.deadlineMs,
-  withdrawn?: StreamCallContext,
 ) {
   const tree = parseExpression(expression);
   const now = Date.now();
@@ -47,7 +47,7 @@ export function evaluateExpression(
     arithmetic: {
       // A withdrawn call (its caller cancelled it) makes no further calls.
       compute: (op: ArithmeticOp, a: number, b: number) =>
-        withdrawn?.cancelled ? Promise.reject(new CalcError('UPSTREAM_ERROR', 'the caller withdrew the call')) : upstreams.arithmetic(op, a, b, options),
+        context.cancelled ? Promise.reject(new CalcError('UPSTREAM_ERROR', 'the caller withdrew the call')) : upstreams.arithmetic(op, a, b, options),
     },
   });
   return evaluator.evaluate(tree);
@@ -58,7 +58,7 @@ export function buildEvaluatorServer(deps: EvaluatorDeps): ServiceHost {
     path: EVALUATOR_STREAM_PATH,
     handle: (call, context) => {
       if (call.method !== 'Evaluate') throw new StatusError(GrpcStatus.UNIMPLEMENTED, `${call.method || 'an empty method'} is not served here; this is the evaluate service`);
-      return evaluateExpression(deps, call.expression, context, deps.deadlineMs, context);
+      return evaluateExpression(deps, call.expression, context);
     },
     logger: deps.logger,
     observe: deps.observe,
