@@ -149,3 +149,62 @@ test('when a stream entry holds a task that cannot be decoded, then it is dead-l
     await queue.close();
   }
 });
+
+test('when claims come between housekeeping passes, then new entries are read without the script and an undecodable one is still dead-lettered in that claim', async () => {
+  await admin.flushall();
+  // No second pass of claim.lua for a minute: every claim after the first reads with XREADGROUP.
+  const queue = openQueue({ sweepEveryMs: 60_000 });
+  try {
+    assert.deepEqual(await queue.claim('add', 'c1', 10, { leaseMs: 60_000, blockMs: 0 }), [], 'the first claim (a pass of the script) finds nothing');
+    const before = await admin.get(keys.lastClaim('add'));
+    const bad = newTask('add');
+    await admin.hset(`calcmesh:ticket:${bad.id}`, 'id', bad.id, 'client', 'alice', 'status', 'queued', 'operation', 'add', 'createdAt', String(Date.now()));
+    const good = [newTask('add'), newTask('add')];
+    await queue.enqueue(good[0]!);
+    await admin.xadd(keys.stream('add'), '*', 'id', bad.id, 't', '{"id": not json', 'at', String(Date.now()));
+    await queue.enqueue(good[1]!);
+    const claimed = await queue.claim('add', 'c1', 10, { leaseMs: 60_000, blockMs: 0 });
+    assert.deepEqual(claimed.map((t) => [t.id, t.deliveries]), good.map((t) => [t.id, 1]));
+    const ticket = await queue.getTicket('alice', bad.id);
+    assert.deepEqual([ticket?.status, ticket?.error?.code], ['failed', 'DEAD_LETTER']);
+    const stats = (await queue.stats(['add'])).add!;
+    assert.deepEqual([stats.deadLetters, stats.depth, stats.inFlight], [1, 2, 2], 'the bad entry left the stream and the group; the good ones are held');
+    assert.notEqual(await admin.get(keys.lastClaim('add')), before, 'dead-lettering went through the script, which recorded the claim');
+  } finally {
+    await queue.close();
+  }
+});
+
+test('when a plain read between housekeeping passes finds nothing new, then the claim goes on to the script: a retry that is due is delivered at once', async () => {
+  await admin.flushall();
+  const queue = openQueue({ sweepEveryMs: 60_000 });
+  try {
+    const task = newTask('add');
+    await queue.enqueue(task);
+    const [first] = await queue.claim('add', 'c1', 1, { leaseMs: 60_000, blockMs: 0 });
+    await queue.retryLater('add', first!, 0);
+    const [again] = await queue.claim('add', 'c1', 1, { leaseMs: 60_000, blockMs: 0 });
+    assert.deepEqual([again?.id, again?.retries], [task.id, 1]);
+  } finally {
+    await queue.close();
+  }
+});
+
+test('when new entries never run out, then a lease that expired is still reclaimed at a housekeeping pass', async () => {
+  await admin.flushall();
+  const queue = openQueue({ sweepEveryMs: 50 });
+  try {
+    for (let i = 0; i < 2000; i++) await queue.enqueue(newTask('add'));
+    const [lost] = await queue.claim('add', 'gone', 1, { leaseMs: 200, blockMs: 0 });
+    // Another consumer (same lease: a claimer's own lease decides what has expired) keeps
+    // claiming one task at a time: there is always a new entry to read.
+    const reclaimed = await eventually(async () => {
+      const [task] = await queue.claim('add', 'live', 1, { leaseMs: 200, blockMs: 0 });
+      return task?.id === lost!.id ? task : undefined;
+    }, 'the lost task to be claimed again', 20_000);
+    assert.equal(reclaimed.deliveries, 2);
+    assert.ok((await queue.stats(['add'])).add!.depth > 1000, 'new entries were still waiting when it was reclaimed');
+  } finally {
+    await queue.close();
+  }
+});

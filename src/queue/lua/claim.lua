@@ -1,6 +1,8 @@
 --[[
 claim: up to `max` tasks for one consumer in one round trip, without waiting (a blocking read,
-when this finds nothing, is the caller's second step on its own connection).
+when this finds nothing, is the caller's second step on its own connection). The caller runs
+it once its last run on the stream is sweepEveryMs (100 ms) old, and whenever a plain
+XREADGROUP of new entries finds none; the claims in between are that plain read.
   1. Tasks given back with retryLater whose delay has passed go back into the stream.
   2. Entries whose consumer held them longer than the lease are claimed for this consumer,
      unless they were delivered maxDeliveries times already: those go to the dead-letter
@@ -9,7 +11,8 @@ when this finds nothing, is the caller's second step on its own connection).
 An entry whose task JSON cannot be decoded is dead-lettered as it is met, so that it never
 fails the claims of its operation: new entries are decoded by the caller (one JSON parse per
 task, not two), which names the ones it could not decode in its next call (ARGV[12…]); those
-still held by this consumer are dead-lettered first. Reclaimed entries are checked here. Every call records its time as the op's last claim.
+still held by this consumer are dead-lettered first. Reclaimed entries are checked here. Every call records its time as the op's last claim
+(so the last claim is at most sweepEveryMs old while a consumer claims).
 Deliveries of an entry = its field `b` (deliveries before a retryLater re-added it) + the
 group's delivery counter. The dead-letter reason repeats deadLetterReason() of errors.ts.
 
