@@ -90,6 +90,31 @@ describe('Redis Cluster: partitions and a master killed', () => {
     }
   });
 
+  test('when claims on three tags come between housekeeping passes, then each plain read goes to its tag\'s node and the backlog drains with an undecodable entry dead-lettered', async () => {
+    await cluster.flushAll();
+    // One pass of claim.lua per partition (the first claim there), plain reads from then on.
+    const queue = createRedisQueue({ ...settings, partitions: 3 }, { resultTtlS: 3600, maxDeliveries: 5, sweepEveryMs: 60_000 });
+    const admin = new Cluster(cluster.seeds.split(',').map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })));
+    try {
+      assert.deepEqual(await queue.claim('add', 'c1', 10, { leaseMs: 60_000, blockMs: 0 }), [], 'every partition swept once, nothing there');
+      const tasks = Array.from({ length: 30 }, () => newTask('add'));
+      for (const task of tasks) await queue.enqueue(task);
+      const layout = keyLayout(true, 3);
+      const bad = newTask('add');
+      const p = layout.partitionOf(bad.id);
+      await admin.hset(layout.ticket('add', p, bad.id), 'id', bad.id, 'client', 'alice', 'status', 'queued', 'operation', 'add', 'createdAt', String(Date.now()));
+      await admin.xadd(layout.stream('add', p), '*', 'id', bad.id, 't', '{"id": not json', 'at', String(Date.now()));
+      await drain(queue, 30);
+      const taken = await queue.takeCompleted('alice', 100);
+      assert.deepEqual(taken.filter((t) => t.status === 'done').map((t) => t.id).sort(), tasks.map((t) => t.id).sort());
+      assert.deepEqual(taken.filter((t) => t.status === 'failed').map((t) => [t.id, t.error?.code]), [[bad.id, 'DEAD_LETTER']]);
+      assert.equal((await queue.stats(['add'])).add?.depth, 0);
+    } finally {
+      admin.disconnect();
+      await queue.close();
+    }
+  });
+
   test('when a cluster master is killed with tickets queued, then its replica takes over and none is lost', async () => {
     await cluster.flushAll();
     const queue = createRedisQueue({ ...settings, partitions: 3 }, { resultTtlS: 3600, maxDeliveries: 5 });
