@@ -40,6 +40,9 @@ export function connectionOptions(settings: ConnectionSettings, name: string): R
     connectTimeout: Math.max(settings.commandTimeoutMs, 1000),
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), MAX_RECONNECT_DELAY_MS),
     enableAutoPipelining: true,
+    // A consumer's claim of new entries (redis-streams.ts) goes out at once, not a turn of the
+    // event loop later with the batch's complete: drain-profile, six pairs, median ~+11 %.
+    autoPipeliningIgnoredCommands: ['xreadgroup'],
   };
 }
 

@@ -171,7 +171,8 @@ export function createRedisQueue(target: RedisTarget, options: RedisQueueOptions
     let tasks: ClaimedTask[] = [];
     let undecodable: string[] = [];
     if (at - (sweptAt.get(stream) ?? -Infinity) < sweepEveryMs) {
-      const reply = (await main.redis.call('XREADGROUP', ['GROUP', L.group(op), consumer, 'COUNT', max, 'STREAMS', stream, '>'])) as StreamReply;
+      // Lower case: the name the connection's autoPipeliningIgnoredCommands lists.
+      const reply = (await main.redis.call('xreadgroup', ['GROUP', L.group(op), consumer, 'COUNT', max, 'STREAMS', stream, '>'])) as StreamReply;
       ({ tasks, undecodable } = readEntries(reply, consumer));
       if (tasks.length > 0 && undecodable.length === 0) return { tasks, nextDueMs: -1 };
     }
